@@ -1,0 +1,49 @@
+/**
+ * The one error type both apps throw. `app.onError` in workers/ and cloud/ renders it as the
+ * JSON envelope `{ error: { code, message } }`; anything else becomes a 500 `internal_error`.
+ * Codes are stable API: clients may branch on them, so never rename one.
+ */
+export const ERROR_CODES = {
+  // request shape
+  invalid_query: 400,
+  not_found: 404,
+  method_not_allowed: 405,
+  // uploads (edge)
+  unsupported_media_type: 415,
+  empty_body: 400,
+  payload_too_large: 413,
+  missing_image_field: 400,
+  invalid_multipart: 400,
+  not_an_image: 400,
+  content_type_mismatch: 400,
+  image_decode_failed: 400,
+  image_empty: 400,
+  image_too_large: 413,
+  // models
+  model_not_found: 404,
+  model_mismatch: 409,
+  // edge -> cloud hop
+  unauthorized: 401,
+  invalid_payload: 400,
+  cloud_unavailable: 503,
+  internal_error: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+export type ErrorStatus = (typeof ERROR_CODES)[ErrorCode];
+
+export class ApiError extends Error {
+  readonly status: ErrorStatus;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+    this.status = ERROR_CODES[code];
+  }
+}
+
+export function errorBody(code: ErrorCode, message: string): { error: { code: ErrorCode; message: string } } {
+  return { error: { code, message } };
+}

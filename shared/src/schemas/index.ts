@@ -1,0 +1,5 @@
+export * from "./classify.js";
+export * from "./error.js";
+export * from "./manifest.js";
+export * from "./models.js";
+export * from "./tail.js";

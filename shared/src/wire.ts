@@ -1,0 +1,185 @@
+/**
+ * Binary wire format of the split activation (edge -> cloud). Little-endian throughout.
+ *
+ *   offset size  field
+ *   0      4     magic "FGLA"
+ *   4      1     format version (1)
+ *   5      1     dtype: 1 = float32, 2 = float16, 3 = uint8 (affine: x = scale * (q - zeroPoint))
+ *   6      1     rank (1..6)
+ *   7      1     reserved, 0
+ *   8      32    model fingerprint (sha256 of edge.onnx + cloud.onnx, raw bytes)
+ *   40     4     scale, float32 (1 for float dtypes)
+ *   44     4     zeroPoint, int32 (0 for float dtypes)
+ *   48     4*r   shape, uint32 each (batch first)
+ *   48+4r  ...   tensor, row-major, element size by dtype
+ *
+ * For rank 4 the header is 64 bytes. A 32x16x16 activation is 32 KiB in fp32, 16 KiB in fp16 and
+ * 8 KiB in int8 (DESIGN §4). The int8 precision is per-tensor asymmetric uint8 over [min, max]
+ * (the activation after a ReLU is non-negative, so a signed symmetric code would waste a bit).
+ */
+import { fromHalf, toHalf } from "./fp16.js";
+import { bytesToHex, hexToBytes } from "./hex.js";
+import type { WirePrecision } from "./schemas/classify.js";
+
+export const WIRE_MAGIC = 0x414c4746; // "FGLA" read as little-endian uint32
+export const WIRE_VERSION = 1;
+export const MAX_RANK = 6;
+const FIXED_HEADER = 48;
+
+export const DTYPE = { float32: 1, float16: 2, uint8: 3 } as const;
+type DtypeCode = (typeof DTYPE)[keyof typeof DTYPE];
+const ELEMENT_BYTES: Record<DtypeCode, number> = { 1: 4, 2: 2, 3: 1 };
+const PRECISION_DTYPE: Record<WirePrecision, DtypeCode> = { fp32: 1, fp16: 2, int8: 3 };
+
+export class WireFormatError extends Error {
+  override name = "WireFormatError";
+}
+
+export interface WireHeader {
+  version: number;
+  dtype: "float32" | "float16" | "uint8";
+  precision: WirePrecision;
+  fingerprint: string;
+  scale: number;
+  zeroPoint: number;
+  shape: number[];
+  headerBytes: number;
+}
+
+export interface DecodedActivation {
+  header: WireHeader;
+  data: Float32Array;
+}
+
+export function headerSize(rank: number): number {
+  return FIXED_HEADER + 4 * rank;
+}
+
+export function encodedSize(shape: readonly number[], precision: WirePrecision): number {
+  return headerSize(shape.length) + count(shape) * ELEMENT_BYTES[PRECISION_DTYPE[precision]];
+}
+
+function count(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function encodeActivation(
+  data: Float32Array,
+  shape: readonly number[],
+  fingerprint: string,
+  precision: WirePrecision,
+): Uint8Array {
+  if (shape.length < 1 || shape.length > MAX_RANK) throw new WireFormatError(`rank ${shape.length} not in 1..${MAX_RANK}`);
+  if (count(shape) !== data.length) throw new WireFormatError(`shape ${shape.join("x")} does not match ${data.length} values`);
+  const fp = hexToBytes(fingerprint);
+  if (fp.length !== 32) throw new WireFormatError("fingerprint must be 32 bytes of sha256");
+  const dtype = PRECISION_DTYPE[precision];
+  const hs = headerSize(shape.length);
+  const out = new Uint8Array(hs + data.length * ELEMENT_BYTES[dtype]);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, WIRE_MAGIC, true);
+  view.setUint8(4, WIRE_VERSION);
+  view.setUint8(5, dtype);
+  view.setUint8(6, shape.length);
+  out.set(fp, 8);
+  shape.forEach((d, i) => view.setUint32(FIXED_HEADER + 4 * i, d, true));
+
+  let scale = 1;
+  let zeroPoint = 0;
+  if (dtype === DTYPE.float32) {
+    for (let i = 0; i < data.length; i++) view.setFloat32(hs + 4 * i, data[i]!, true);
+  } else if (dtype === DTYPE.float16) {
+    for (let i = 0; i < data.length; i++) view.setUint16(hs + 2 * i, toHalf(data[i]!), true);
+  } else {
+    // Asymmetric per-tensor uint8 (the ONNX QuantizeLinear convention): the range always
+    // contains 0 so that zero is exact, which ReLU outputs are full of.
+    let lo = 0;
+    let hi = 0;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i]!;
+      if (!Number.isFinite(v)) throw new WireFormatError("cannot quantize a non-finite activation");
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    scale = hi > lo ? (hi - lo) / 255 : 1;
+    scale = Math.fround(scale);
+    zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+    const q = out.subarray(hs);
+    for (let i = 0; i < data.length; i++) {
+      const v = Math.round(data[i]! / scale) + zeroPoint;
+      q[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  view.setFloat32(40, scale, true);
+  view.setInt32(44, zeroPoint, true);
+  return out;
+}
+
+/**
+ * Parses the header and checks it against the payload length. Throws WireFormatError. Nothing is
+ * allocated from a size the payload claims: the byte count must match first, and the caller
+ * compares `shape` with the model's split shape before `decodeTensor`.
+ */
+export function decodeHeader(bytes: Uint8Array): WireHeader {
+  if (bytes.length < FIXED_HEADER) throw new WireFormatError(`payload of ${bytes.length} bytes is shorter than the header`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0, true) !== WIRE_MAGIC) throw new WireFormatError("bad magic: not a Fogline activation");
+  const version = view.getUint8(4);
+  if (version !== WIRE_VERSION) throw new WireFormatError(`unsupported wire format version ${version}`);
+  const code = view.getUint8(5);
+  if (code !== DTYPE.float32 && code !== DTYPE.float16 && code !== DTYPE.uint8) throw new WireFormatError(`unknown dtype ${code}`);
+  const rank = view.getUint8(6);
+  if (rank < 1 || rank > MAX_RANK) throw new WireFormatError(`rank ${rank} not in 1..${MAX_RANK}`);
+  const hs = headerSize(rank);
+  if (bytes.length < hs) throw new WireFormatError("payload ends inside the shape");
+  const shape: number[] = [];
+  let n = 1;
+  for (let i = 0; i < rank; i++) {
+    const d = view.getUint32(FIXED_HEADER + 4 * i, true);
+    if (d === 0) throw new WireFormatError("zero-sized dimension");
+    shape.push(d);
+    n *= d; // exact: the product is compared with the byte count before it could matter
+  }
+  const expected = hs + n * ELEMENT_BYTES[code as DtypeCode];
+  if (bytes.length !== expected) {
+    throw new WireFormatError(`header says ${expected} bytes for shape ${shape.join("x")}, payload has ${bytes.length}`);
+  }
+  const scale = view.getFloat32(40, true);
+  const zeroPoint = view.getInt32(44, true);
+  if (code === DTYPE.uint8 && (!(scale > 0) || !Number.isFinite(scale) || zeroPoint < 0 || zeroPoint > 255)) {
+    throw new WireFormatError("invalid quantization parameters");
+  }
+  const dtype = code === DTYPE.float32 ? "float32" : code === DTYPE.float16 ? "float16" : "uint8";
+  return {
+    version,
+    dtype,
+    precision: dtype === "float32" ? "fp32" : dtype === "float16" ? "fp16" : "int8",
+    fingerprint: bytesToHex(bytes.subarray(8, 40)),
+    scale,
+    zeroPoint,
+    shape,
+    headerBytes: hs,
+  };
+}
+
+/** Decodes the tensor to float32. Call `decodeHeader` first to check fingerprint and shape. */
+export function decodeTensor(bytes: Uint8Array, header: WireHeader): Float32Array {
+  const n = count(header.shape);
+  const out = new Float32Array(n);
+  const hs = header.headerBytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (header.dtype === "float32") {
+    for (let i = 0; i < n; i++) out[i] = view.getFloat32(hs + 4 * i, true);
+  } else if (header.dtype === "float16") {
+    for (let i = 0; i < n; i++) out[i] = fromHalf(view.getUint16(hs + 2 * i, true));
+  } else {
+    const { scale, zeroPoint } = header;
+    for (let i = 0; i < n; i++) out[i] = scale * (bytes[hs + i]! - zeroPoint);
+  }
+  return out;
+}
+
+export function decodeActivation(bytes: Uint8Array): DecodedActivation {
+  const header = decodeHeader(bytes);
+  return { header, data: decodeTensor(bytes, header) };
+}

@@ -1,0 +1,119 @@
+/**
+ * The edge->cloud hop: encode the split activation (shared wire format), sign it (HMAC), POST it
+ * to `{CLOUD_URL}/v1/tail/{model}` with a timeout, and validate the answer. Any failure becomes a
+ * CloudError with a short reason; the classify route decides whether that degrades or fails.
+ */
+import { sign } from "../../../shared/src/hmac.js";
+import type { Tensor } from "../../../shared/src/runner.js";
+import type { WirePrecision } from "../../../shared/src/schemas/classify.js";
+import type { Manifest } from "../../../shared/src/schemas/manifest.js";
+import { TAIL_CONTENT_TYPE, TAIL_HEADERS, TailResponse } from "../../../shared/src/schemas/tail.js";
+import { ErrorResponse } from "../../../shared/src/schemas/error.js";
+import { encodeActivation } from "../../../shared/src/wire.js";
+
+export type CloudFailure =
+  | "not_configured"
+  | "timeout"
+  | "unreachable"
+  | "unauthorized"
+  | "model_mismatch"
+  | "rejected"
+  | "server_error"
+  | "bad_response";
+
+export class CloudError extends Error {
+  override name = "CloudError";
+  constructor(
+    readonly reason: CloudFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface CloudCall {
+  cloudUrl: string | undefined;
+  secret: string | undefined;
+  manifest: Manifest;
+  split: Tensor;
+  precision: WirePrecision;
+  timeoutMs: number;
+  requestId: string;
+}
+
+export interface CloudAnswer {
+  logits: Float32Array;
+  wireBytes: number;
+  ms: number;
+}
+
+export async function callCloud(call: CloudCall): Promise<CloudAnswer> {
+  const { manifest } = call;
+  if (!call.cloudUrl) throw new CloudError("not_configured", "CLOUD_URL is not set");
+  if (!call.secret) throw new CloudError("not_configured", "FOGLINE_HMAC_SECRET is not set");
+  const body = encodeActivation(call.split.data, call.split.dims, manifest.fingerprint, call.precision);
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const signature = await sign(call.secret, manifest.fingerprint, timestamp, body);
+  const url = `${call.cloudUrl.replace(/\/+$/, "")}/v1/tail/${encodeURIComponent(manifest.name)}`;
+  const init = (): RequestInit => ({
+    method: "POST",
+    body,
+    headers: {
+      "content-type": TAIL_CONTENT_TYPE,
+      [TAIL_HEADERS.timestamp]: timestamp,
+      [TAIL_HEADERS.signature]: signature,
+      [TAIL_HEADERS.fingerprint]: manifest.fingerprint,
+      [TAIL_HEADERS.requestId]: call.requestId,
+    },
+    signal: AbortSignal.timeout(call.timeoutMs),
+  });
+
+  const started = Date.now();
+  let res: Response;
+  try {
+    res = await fetchWithOneRetry(url, init);
+  } catch (e) {
+    const err = e as Error;
+    if (err.name === "TimeoutError" || err.name === "AbortError") {
+      throw new CloudError("timeout", `the cloud did not answer within ${call.timeoutMs} ms`);
+    }
+    throw new CloudError("unreachable", `the cloud is unreachable: ${err.message}`);
+  }
+
+  if (!res.ok) {
+    const text = await res.text().catch(() => "");
+    let detail = `HTTP ${res.status}`;
+    const parsed = ErrorResponse.safeParse(safeJson(text));
+    if (parsed.success) detail = `${parsed.data.error.code}: ${parsed.data.error.message}`;
+    if (res.status === 409) throw new CloudError("model_mismatch", detail);
+    if (res.status === 401) throw new CloudError("unauthorized", `the cloud refused the signature (${detail})`);
+    if (res.status >= 500) throw new CloudError("server_error", `the cloud failed (${detail})`);
+    throw new CloudError("rejected", `the cloud rejected the call (${detail})`);
+  }
+  const parsed = TailResponse.safeParse(safeJson(await res.text().catch(() => "")));
+  if (!parsed.success) throw new CloudError("bad_response", "the cloud's answer is not a valid tail response");
+  const classes = manifest.labels.length;
+  if (parsed.data.shape[1] !== classes || parsed.data.logits.length < classes) {
+    throw new CloudError("bad_response", `the cloud returned ${parsed.data.shape[1]} logits, expected ${classes}`);
+  }
+  return { logits: Float32Array.from(parsed.data.logits.slice(0, classes)), wireBytes: body.length, ms: Date.now() - started };
+}
+
+/** One retry, for connection errors only (never after a timeout or an HTTP answer). */
+async function fetchWithOneRetry(url: string, init: () => RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init());
+  } catch (e) {
+    const name = (e as Error).name;
+    if (name === "TimeoutError" || name === "AbortError") throw e;
+    return await fetch(url, init());
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,9 @@
+// Module types of the wrangler rules in wrangler.toml.
+declare module "*.wasm" {
+  const module: WebAssembly.Module; // CompiledWasm (wrangler default rule)
+  export default module;
+}
+declare module "*.onnx" {
+  const bytes: ArrayBuffer; // [[rules]] type = "Data"
+  export default bytes;
+}

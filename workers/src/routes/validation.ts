@@ -1,0 +1,10 @@
+import { z } from "zod";
+import { ApiError } from "../../../shared/src/errors.js";
+
+/** zValidator hook: a failed query parse becomes our 400 envelope instead of zod's raw error. */
+export const queryHook = (result: { success: boolean; error?: unknown }) => {
+  if (!result.success) {
+    const detail = result.error instanceof z.ZodError ? z.prettifyError(result.error) : "invalid query";
+    throw new ApiError("invalid_query", detail.replace(/\n/g, "; "));
+  }
+};
