@@ -1,0 +1,200 @@
+"""Build the edge and cloud ONNX graphs by hand from a trained SplitResNet.
+
+Why by hand rather than torch.onnx.export: full control over what ships (BatchNorm folded into
+full-precision convs; quantized conv weights stored as int8 codes + per-filter scales through
+DequantizeLinear, so a binarized edge is ~1/4 of the float size and the graph computes the
+exact quantized values PyTorch uses), and no dependence on exporter behaviour that differs
+between the torch versions we train with (2.11 on the GPU machine, 2.13 here).
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from .model import BasicBlock, QuantBlock, Shortcut, SplitResNet, EXIT_POOL
+from .quant import FULL_PRECISION, levels, weight_codes
+
+OPSET = 17
+INT8_MAX_BITS = 7  # codes of up to 7-bit weights fit int8 (odd integers in [-(2^k-1), 2^k-1])
+
+
+def f32(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def bn_affine(bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode BN as y = x * s + t (computed in float64)."""
+    var = bn.running_var.detach().double().numpy()
+    mean = bn.running_mean.detach().double().numpy()
+    gamma = bn.weight.detach().double().numpy()
+    beta = bn.bias.detach().double().numpy()
+    s = gamma / np.sqrt(var + bn.eps)
+    return s, beta - mean * s
+
+
+class GraphBuilder:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def fresh(self, stem: str) -> str:
+        self.count += 1
+        return f"{stem}_{self.count}"
+
+    def init(self, name: str, array: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], stem: str, output: str | None = None, **attrs) -> str:
+        out = output or self.fresh(stem)
+        self.nodes.append(helper.make_node(op, inputs, [out], name=self.fresh(op), **attrs))
+        return out
+
+    # -- layers
+    def conv(self, x: str, name: str, weight: np.ndarray, bias: np.ndarray | None, stride: int, pad: int) -> str:
+        inputs = [x, self.init(f"{name}.weight", f32(weight))]
+        if bias is not None:
+            inputs.append(self.init(f"{name}.bias", f32(bias)))
+        return self._conv(inputs, name, weight.shape[2], stride, pad)
+
+    def dq_conv(self, x: str, name: str, codes: np.ndarray, scale: np.ndarray, bias: np.ndarray | None, stride: int, pad: int) -> str:
+        """Conv whose weight is DequantizeLinear(int8 codes, per-output-filter scale)."""
+        q = self.init(f"{name}.weight_codes", codes.astype(np.int8))
+        s = self.init(f"{name}.weight_scale", f32(scale))
+        z = self.init(f"{name}.weight_zero", np.zeros(len(scale), dtype=np.int8))
+        w = self.node("DequantizeLinear", [q, s, z], f"{name}.weight", axis=0)
+        inputs = [x, w] + ([self.init(f"{name}.bias", f32(bias))] if bias is not None else [])
+        return self._conv(inputs, name, codes.shape[2], stride, pad)
+
+    def _conv(self, inputs: list[str], name: str, k: int, stride: int, pad: int) -> str:
+        return self.node("Conv", inputs, name, kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4)
+
+    def affine(self, x: str, name: str, s: np.ndarray, t: np.ndarray) -> str:
+        shape = (1, -1, 1, 1)
+        y = self.node("Mul", [x, self.init(f"{name}.scale", f32(s.reshape(shape)))], name)
+        return self.node("Add", [y, self.init(f"{name}.shift", f32(t.reshape(shape)))], name)
+
+    def quant_act(self, x: str, name: str, bits: int) -> str:
+        """Same float operations, in the same order, as quant.quantize_activation (eval)."""
+        if bits >= FULL_PRECISION:
+            return x
+        if bits == 1:
+            ge = self.node("GreaterOrEqual", [x, self.init(f"{name}.zero", f32(np.zeros(())))], name)
+            return self.node("Where", [ge, self.init(f"{name}.pos", f32(np.ones(()))), self.init(f"{name}.neg", f32(-np.ones(())))], name)
+        n = float(levels(bits) - 1)
+        c = self.node("Clip", [x, self.init(f"{name}.lo", f32(-np.ones(()))), self.init(f"{name}.hi", f32(np.ones(())))], name)
+        c = self.node("Add", [c, self.init(f"{name}.one", f32(np.ones(())))], name)
+        c = self.node("Mul", [c, self.init(f"{name}.half_n", f32(np.array(n / 2.0)))], name)
+        c = self.node("Round", [c], name)
+        c = self.node("Mul", [c, self.init(f"{name}.two_over_n", f32(np.array(2.0 / n)))], name)
+        return self.node("Sub", [c, f"{name}.one"], name)
+
+    def relu(self, x: str) -> str:
+        return self.node("Relu", [x], "relu")
+
+    def add(self, a: str, b: str) -> str:
+        return self.node("Add", [a, b], "add")
+
+
+def conv_bn(g: GraphBuilder, x: str, name: str, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> str:
+    """Full-precision conv with its BN folded in."""
+    s, t = bn_affine(bn)
+    w = conv.weight.detach().double().numpy() * s[:, None, None, None]
+    return g.conv(x, name, w, t, conv.stride[0], conv.padding[0])
+
+
+def shortcut(g: GraphBuilder, x: str, name: str, sc: Shortcut) -> str:
+    return conv_bn(g, x, f"{name}.shortcut", sc.conv, sc.bn) if sc.project else x
+
+
+def basic_block(g: GraphBuilder, x: str, name: str, b: BasicBlock) -> str:
+    out = g.relu(conv_bn(g, x, f"{name}.conv1", b.conv1, b.bn1))
+    out = conv_bn(g, out, f"{name}.conv2", b.conv2, b.bn2)
+    return g.relu(g.add(out, shortcut(g, x, name, b.shortcut)))
+
+
+def quant_conv(g: GraphBuilder, x: str, name: str, conv: nn.Conv2d, bits: int,
+               out_affine: tuple[np.ndarray, np.ndarray] | None) -> str:
+    """Quantized-weight conv; a following BN (out_affine) folds into the per-filter scale."""
+    s_out, t_out = out_affine if out_affine else (None, None)
+    stride, pad = conv.stride[0], conv.padding[0]
+    if bits >= FULL_PRECISION:
+        w = conv.weight.detach().double().numpy()
+        if s_out is not None:
+            w = w * s_out[:, None, None, None]
+        return g.conv(x, name, w, t_out, stride, pad)
+    codes, scale = weight_codes(conv.weight.detach(), bits)
+    codes_np, scale_np = codes.numpy(), scale.double().numpy()
+    if s_out is not None:
+        scale_np = scale_np * s_out
+    if bits <= INT8_MAX_BITS:
+        return g.dq_conv(x, name, codes_np, scale_np, t_out, stride, pad)
+    return g.conv(x, name, codes_np.astype(np.float64) * scale_np[:, None, None, None], t_out, stride, pad)
+
+
+def quant_block(g: GraphBuilder, x: str, name: str, b: QuantBlock) -> str:
+    out = g.affine(x, f"{name}.bn_in", *bn_affine(b.bn_in))
+    out = g.quant_act(out, f"{name}.act1", b.act_bits)
+    out = g.relu(quant_conv(g, out, f"{name}.conv1", b.conv1, b.weight_bits, None))
+    out = g.affine(out, f"{name}.bn_mid", *bn_affine(b.bn_mid))
+    out = g.quant_act(out, f"{name}.act2", b.act_bits)
+    out = quant_conv(g, out, f"{name}.conv2", b.conv2, b.weight_bits, bn_affine(b.bn_out))
+    return g.relu(g.add(out, shortcut(g, x, name, b.shortcut)))
+
+
+def block(g: GraphBuilder, x: str, name: str, b: nn.Module) -> str:
+    return quant_block(g, x, name, b) if isinstance(b, QuantBlock) else basic_block(g, x, name, b)
+
+
+def make_model(g: GraphBuilder, inputs: list, outputs: list, name: str) -> onnx.ModelProto:
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, g.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="fogline-training")
+    m.ir_version = 8  # readable by every onnxruntime >= 1.14 (web and node)
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def tensor_info(name: str, shape: list) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def build_edge(model: SplitResNet) -> onnx.ModelProto:
+    g = GraphBuilder()
+    x = g.relu(conv_bn(g, "image", "stem.conv", model.stem.conv, model.stem.bn))
+    for i, b in enumerate(model.edge):
+        x = block(g, x, f"edge.{i}", b)
+    split = g.node("Identity", [x], "split", output="split")
+    pooled = g.node("AveragePool", [split], "exit.pool", kernel_shape=[EXIT_POOL] * 2, strides=[EXIT_POOL] * 2)
+    flat = g.node("Flatten", [pooled], "exit.flat", axis=1)
+    fc = model.exit.fc
+    g.node("Gemm", [flat, g.init("exit.fc.weight", f32(fc.weight.detach().numpy())), g.init("exit.fc.bias", f32(fc.bias.detach().numpy()))],
+           "exit.fc", output="exit_logits", transB=1)
+    c, h, w = model_split_shape(model)
+    n = model.config.num_classes
+    return make_model(g, [tensor_info("image", ["N", 3, 32, 32])],
+                      [tensor_info("exit_logits", ["N", n]), tensor_info("split", ["N", c, h, w])], "fogline_edge")
+
+
+def build_cloud(model: SplitResNet) -> onnx.ModelProto:
+    g = GraphBuilder()
+    x = "split"
+    offset = len(model.edge)
+    for i, b in enumerate(model.tail):
+        x = block(g, x, f"tail.{offset + i}", b)
+    pooled = g.node("GlobalAveragePool", [x], "head.pool")
+    flat = g.node("Flatten", [pooled], "head.flat", axis=1)
+    s, t = bn_affine(model.head.bn)  # fold BatchNorm1d into the FC: W(xs + t) + b
+    w = model.head.fc.weight.detach().double().numpy()
+    b = model.head.fc.bias.detach().double().numpy()
+    g.node("Gemm", [flat, g.init("head.fc.weight", f32(w * s[None, :])), g.init("head.fc.bias", f32(w @ t + b))],
+           "head.fc", output="logits", transB=1)
+    c, h, w_ = model_split_shape(model)
+    return make_model(g, [tensor_info("split", ["N", c, h, w_])], [tensor_info("logits", ["N", model.config.num_classes])], "fogline_cloud")
+
+
+def model_split_shape(model: SplitResNet) -> tuple[int, int, int]:
+    from .model import split_shape
+    return split_shape(model.config.cut)

@@ -1,0 +1,274 @@
+"""Train a hybrid (or full-precision) ResNet-32: quantization-aware, joint exit loss,
+optional distillation, checkpoint every epoch, resume after a stop.
+
+    python -m training.train --config training/configs/cifar10-w1a1-cut16.json [key=value ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from .config import TrainConfig, apply_overrides
+from .data import ImageSet, TensorLoader, load_source, train_val_split
+from .model import ModelConfig, SplitResNet, entropy, load_matching
+
+
+# ---------------------------------------------------------------- hardware
+
+
+def pick_device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# ---------------------------------------------------------------- model / checkpoints
+
+
+def model_config(cfg: TrainConfig, num_classes: int) -> ModelConfig:
+    return ModelConfig(num_classes=num_classes, cut=cfg.cut, weight_bits=cfg.weight_bits, act_bits=cfg.act_bits)
+
+
+def load_checkpoint_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[SplitResNet, dict]:
+    """Rebuild a model from a checkpoint (its own model config travels with it)."""
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    model = SplitResNet(ModelConfig(**ckpt["model_config"])).to(device)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+# ---------------------------------------------------------------- schedule / loss
+
+
+def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    epoch = step / steps_per_epoch
+    if cfg.schedule == "multistep":
+        return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.schedule == "onecycle":
+        if epoch < cfg.warmup_epochs:
+            return max(epoch / cfg.warmup_epochs, 1e-3)
+        rest = max(cfg.epochs - cfg.warmup_epochs, 1e-9)
+        return max(1.0 - (epoch - cfg.warmup_epochs) / rest, 0.0)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}")
+
+
+def head_loss(logits: Tensor, labels: Tensor, teacher: Tensor | None, cfg: TrainConfig) -> Tensor:
+    ce = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+    if teacher is None or cfg.kd_weight <= 0:
+        return ce
+    t = cfg.kd_temperature
+    kl = F.kl_div(F.log_softmax(logits.float() / t, -1), F.log_softmax(teacher.float() / t, -1),
+                  reduction="batchmean", log_target=True) * t * t
+    return (1 - cfg.kd_weight) * ce + cfg.kd_weight * kl
+
+
+def joint_loss(exit_logits: Tensor, logits: Tensor, labels: Tensor, teacher: Tensor | None, cfg: TrainConfig) -> Tensor:
+    """w * loss(exit) + (1 - w) * loss(final) (paper: w = 0.4..0.6)."""
+    return cfg.exit_weight * head_loss(exit_logits, labels, teacher, cfg) + (1 - cfg.exit_weight) * head_loss(logits, labels, teacher, cfg)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict(model: SplitResNet, loader: TensorLoader, amp: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """Exit logits, final logits and labels over a loader (float32, on CPU)."""
+    model.eval()
+    exits, finals, labels = [], [], []
+    for x, y in loader:
+        with torch.autocast(loader.device.type, dtype=torch.bfloat16, enabled=amp):
+            e, _, f = model(x)
+        exits.append(e.float().cpu()); finals.append(f.float().cpu()); labels.append(y.cpu())
+    return torch.cat(exits), torch.cat(finals), torch.cat(labels)
+
+
+def summarize(exit_logits: Tensor, logits: Tensor, labels: Tensor, tolerance: float = 0.01) -> dict:
+    """Accuracies of both heads, plus the largest edge share whose hybrid accuracy stays within
+    ``tolerance`` of the final head (a quick operating point; calibrate.py does it properly)."""
+    exit_ok = (exit_logits.argmax(1) == labels)
+    final_ok = (logits.argmax(1) == labels)
+    final_acc = final_ok.float().mean().item()
+    ent = entropy(exit_logits)
+    order = torch.argsort(ent)
+    # exit the k lowest-entropy samples: accuracy = edge correct among them + final correct elsewhere
+    edge_correct = torch.cumsum(exit_ok[order].double(), 0)
+    cloud_correct_rest = final_ok[order].double().flip(0).cumsum(0).flip(0)
+    n = len(labels)
+    k = torch.arange(1, n + 1, dtype=torch.float64)
+    hybrid = (edge_correct + torch.cat([cloud_correct_rest[1:], torch.zeros(1, dtype=torch.float64)])) / n
+    ok = (hybrid >= final_acc - tolerance).nonzero()
+    best_k = int(ok.max().item()) + 1 if len(ok) else 0
+    return {
+        "exit_acc": exit_ok.float().mean().item(),
+        "final_acc": final_acc,
+        "edge_share_within_1pt": best_k / n,
+        "hybrid_acc_at_that_share": hybrid[best_k - 1].item() if best_k else final_acc,
+    }
+
+
+# ---------------------------------------------------------------- training
+
+
+def train_one_epoch(model: nn.Module, loader: TensorLoader, opt: torch.optim.Optimizer,
+                    sched: torch.optim.lr_scheduler.LRScheduler, cfg: TrainConfig,
+                    teacher: nn.Module | None, amp: bool, desc: str) -> dict:
+    model.train()
+    total_loss, total_correct, total_exit_correct, seen = 0.0, 0, 0, 0
+    bar = tqdm(loader, desc=desc, leave=False, mininterval=1.0 if sys.stderr.isatty() else 60.0, file=sys.stderr)
+    for x, y in bar:
+        with torch.autocast(loader.device.type, dtype=torch.bfloat16, enabled=amp):
+            t_logits = None
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(x)[2]
+            exit_logits, _, logits = model(x)
+            loss = joint_loss(exit_logits, logits, y, t_logits, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bs = len(y)
+        seen += bs
+        total_loss += loss.item() * bs
+        total_correct += (logits.argmax(1) == y).sum().item()
+        total_exit_correct += (exit_logits.argmax(1) == y).sum().item()
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{total_correct / seen:.3f}", exit=f"{total_exit_correct / seen:.3f}", refresh=False)
+    return {"train_loss": total_loss / seen, "train_acc": total_correct / seen, "train_exit_acc": total_exit_correct / seen}
+
+
+def load_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
+    full = load_source(cfg.data)
+    train_idx, val_idx = train_val_split(len(full), cfg.val_size, cfg.seed)
+    return full.subset(train_idx), full.subset(val_idx)
+
+
+def train(cfg: TrainConfig, resume: bool = True) -> Path:
+    """Run (or resume) training; returns the checkpoint path."""
+    device = pick_device(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    amp = cfg.amp and device.type == "cuda"
+    channels_last = True  # faster convs on CPU (DESIGN §5) and on tensor cores
+
+    run_dir = cfg.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+    log_path = run_dir / "log.jsonl"
+
+    train_set, val_set = load_data(cfg)
+    train_loader = TensorLoader(train_set, cfg.batch_size, device, train=True, seed=cfg.seed, channels_last=channels_last)
+    val_loader = TensorLoader(val_set, 500, device, train=False, channels_last=channels_last)
+
+    mcfg = model_config(cfg, len(train_set.classes))
+    model = SplitResNet(mcfg).to(device).to(memory_format=torch.channels_last)
+    if cfg.init_from:
+        src = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+        copied = load_matching(model, src["model"])
+        print(f"init: copied {len(copied)} tensors from {cfg.init_from}", file=sys.stderr)
+    teacher = None
+    if cfg.teacher and cfg.kd_weight > 0:
+        teacher, _ = load_checkpoint_model(cfg.teacher, device)
+        teacher = teacher.to(memory_format=torch.channels_last)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    steps_per_epoch = len(train_loader)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps_per_epoch))
+
+    start_epoch, elapsed = 0, 0.0
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt["config"] != cfg.to_dict():
+            changed = {k for k in cfg.to_dict() if ckpt["config"].get(k) != cfg.to_dict()[k]}
+            harmless = {"max_epochs_this_run", "max_minutes", "device", "threads", "compile", "data"}
+            if changed - harmless:
+                raise SystemExit(f"{ckpt_path} was made with a different config ({sorted(changed - harmless)}); "
+                                 "use another name= or --no-resume")
+        model.load_state_dict(ckpt["model"]); opt.load_state_dict(ckpt["optimizer"]); sched.load_state_dict(ckpt["scheduler"])
+        train_loader.generator.set_state(ckpt["loader_rng"])
+        start_epoch, elapsed = ckpt["epoch"], ckpt["elapsed_seconds"]
+        print(f"resumed {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
+    elif log_path.exists():
+        log_path.unlink()
+
+    step_model = torch.compile(model) if cfg.compile else model
+    print(f"{cfg.name}: {len(train_set)} train / {len(val_set)} val, {len(train_set.classes)} classes, "
+          f"device {device_name(device)}, epochs {start_epoch}->{cfg.epochs}", file=sys.stderr)
+
+    run_start, epochs_done = time.time(), 0
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        stats = train_one_epoch(step_model, train_loader, opt, sched, cfg, teacher, amp, f"epoch {epoch + 1}/{cfg.epochs}")
+        train_seconds = time.time() - t0
+        metrics = summarize(*predict(model, val_loader, amp))
+        elapsed += time.time() - t0
+        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], **stats, **{f"val_{k}": v for k, v in metrics.items()},
+                  "epoch_seconds": round(train_seconds, 2), "elapsed_seconds": round(elapsed, 1)}
+        with open(log_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()), file=sys.stderr)
+        ckpt = {
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "loader_rng": train_loader.generator.get_state(), "epoch": epoch + 1, "config": cfg.to_dict(),
+            "model_config": mcfg.to_dict(), "classes": train_set.classes, "elapsed_seconds": elapsed,
+            "device": device_name(device), "git_sha": git_sha(), "val": metrics,
+            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        torch.save(ckpt, run_dir / "checkpoint.tmp")
+        (run_dir / "checkpoint.tmp").replace(ckpt_path)  # atomic: a kill never leaves half a file
+        epochs_done += 1
+        if cfg.max_epochs_this_run and epochs_done >= cfg.max_epochs_this_run:
+            break
+        if cfg.max_minutes and (time.time() - run_start) / 60 > cfg.max_minutes - (train_seconds / 60):
+            print(f"stopping: next epoch would pass max_minutes={cfg.max_minutes}", file=sys.stderr)
+            break
+    return ckpt_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", help="preset JSON (training/configs/*.json)")
+    ap.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    ap.add_argument("overrides", nargs="*", help="key=value overrides of the config")
+    args = ap.parse_args(argv)
+    cfg = TrainConfig.from_json(args.config) if args.config else TrainConfig()
+    cfg = apply_overrides(cfg, args.overrides)
+    path = train(cfg, resume=not args.no_resume)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
