@@ -73,10 +73,16 @@ const tests =
     .map((n, i) => {
       const dir = join(modelsDir, n);
       const tv = join(dir, "testvectors.json");
-      return existsSync(tv) ? `import testvectors${i} from ${importPath(testFile, tv)};\n` : "";
+      return (
+        `import manifest${i} from ${importPath(testFile, join(dir, "manifest.json"))};\n` +
+        (existsSync(tv) ? `import testvectors${i} from ${importPath(testFile, tv)};\n` : "")
+      );
     })
     .join("") +
   `\n/** Absolute folder the registry was built from. */\nexport const modelsDir = ${JSON.stringify(modelsDir)};\n` +
+  `/** manifest.json by model folder name. */\nexport const manifests: Record<string, unknown> = {\n` +
+  names.map((n, i) => `  ${JSON.stringify(n)}: manifest${i},\n`).join("") +
+  `};\n` +
   `export const testVectors: Record<string, unknown> = {\n` +
   names
     .map((n, i) => (existsSync(join(modelsDir, n, "testvectors.json")) ? `  ${JSON.stringify(n)}: testvectors${i},\n` : ""))

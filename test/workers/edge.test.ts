@@ -1,0 +1,247 @@
+/**
+ * The edge Worker in real workerd with the real onnxruntime-web WASM, talking to real Node cloud
+ * servers started in test/global-setup.ts. Everything that loads ORT lives in this one file
+ * (each file that does costs ~8 s).
+ */
+import { env } from "cloudflare:workers";
+import { SELF } from "cloudflare:test";
+import { describe, expect, inject, it } from "vitest";
+import pkg from "../../package.json";
+import { encodedSize } from "../../shared/src/wire.js";
+import { ClassifyResponse, ErrorResponse, HealthResponse, ModelsResponse } from "../../shared/src/schemas/index.js";
+import { runEdge } from "../../shared/src/runner.js";
+import { app } from "../../workers/src/app.js";
+import type { Bindings } from "../../workers/src/env.js";
+import { loaderStats, ort } from "../../workers/src/infer/ort.js";
+import { edgeRunner } from "../../workers/src/infer/session.js";
+import { getModel } from "../../workers/src/models/registry.js";
+import { argmax, base64ToBytes, DEFAULT_MODEL, makePng, maxAbsDiff, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";
+
+const vectors = vectorsFor(DEFAULT_MODEL);
+const png32 = base64ToBytes(vectors.vectors[0]!.imageBase64);
+const model = () => getModel(DEFAULT_MODEL).manifest;
+
+interface ClassifyOverrides {
+  query?: Record<string, string>;
+  body?: BodyInit | null;
+  contentType?: string | null;
+  env?: Partial<Bindings>;
+}
+
+/** POST /v1/classify through the Worker's app with the test bindings (optionally overridden). */
+function makeRequest(o: ClassifyOverrides = {}): Promise<Response> {
+  const qs = new URLSearchParams(o.query ?? {}).toString();
+  const headers: Record<string, string> = {};
+  const contentType = o.contentType === undefined ? "image/png" : o.contentType;
+  if (contentType !== null) headers["content-type"] = contentType;
+  const body = o.body === undefined ? png32 : o.body;
+  return Promise.resolve(app.request(`/v1/classify${qs ? `?${qs}` : ""}`, { method: "POST", headers, body }, { ...env, ...o.env }));
+}
+
+async function classifyOk(o: ClassifyOverrides = {}): Promise<ClassifyResponse> {
+  const res = await makeRequest(o);
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  return ClassifyResponse.parse(JSON.parse(text));
+}
+
+async function expectError(res: Response, status: number, code: string) {
+  const text = await res.text();
+  expect(res.status, text).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/application\/json/);
+  expect(ErrorResponse.parse(JSON.parse(text)).error.code).toBe(code);
+}
+
+const cloudAt = (port: number) => ({ CLOUD_URL: `http://127.0.0.1:${port}` });
+
+describe("onnxruntime-web in workerd", () => {
+  it("loads its WASM through the precompiled-module workaround, exactly once", async () => {
+    await classifyOk({ query: { exit: "edge" } });
+    // A change in ORT's loader (the marker buffer no longer reaching WebAssembly.instantiate)
+    // shows here as 0, or as a failed request above.
+    expect(loaderStats.intercepted).toBe(1);
+    await classifyOk({ query: { exit: "edge" } });
+    expect(loaderStats.intercepted).toBe(1);
+  });
+
+  it("is the pinned version the workaround was written for", () => {
+    expect(ort.env.versions.web).toBe(pkg.dependencies["onnxruntime-web"]);
+  });
+
+  it("runs the edge graph like the exporter did (exit logits and split, 1e-3)", async () => {
+    const m = model();
+    const runner = await edgeRunner(getModel(DEFAULT_MODEL));
+    for (const v of vectors.vectors) {
+      const out = await runEdge(runner, { data: Float32Array.from(v.input), dims: [1, 3, m.input.height, m.input.width] });
+      expect(out.split.dims).toEqual([1, ...m.split.shape]);
+      expect(maxAbsDiff(out.exitLogits.data, v.exitLogits)).toBeLessThan(1e-3);
+      expect(maxAbsDiff(out.split.data, v.split)).toBeLessThan(1e-3);
+    }
+  });
+});
+
+describe("GET /healthz and GET /v1/models", () => {
+  it("reports ready with the bundled models", async () => {
+    const res = await SELF.fetch("http://edge/healthz");
+    expect(res.status).toBe(200);
+    const body = HealthResponse.parse(await res.json());
+    expect(body.models.map((m) => m.name)).toContain(DEFAULT_MODEL);
+  });
+
+  it("lists each model's manifest summary, labels from the manifest", async () => {
+    const res = await SELF.fetch("http://edge/v1/models");
+    const body = ModelsResponse.parse(await res.json());
+    const m = body.models.find((x) => x.name === DEFAULT_MODEL)!;
+    expect(m.labels).toEqual(model().labels);
+    expect(m.split.shape).toEqual(model().split.shape);
+  });
+});
+
+describe("POST /v1/classify", () => {
+  it("answers at the edge when the exit entropy is under the threshold", async () => {
+    const r = await classifyOk({ query: { threshold: "100" } });
+    expect(r.exit).toMatchObject({ at: "edge", threshold: 100, mode: "auto" });
+    expect(r.degraded).toBe(false);
+    expect(r.wire).toBeUndefined();
+    expect(r.top.length).toBe(Math.min(5, model().labels.length));
+    expect(r.label).toBe(model().labels[r.classIndex]);
+    expect(r.model).toEqual({ name: model().name, version: model().version, fingerprint: model().fingerprint });
+  });
+
+  it("sends the split to the cloud when the entropy is not under the threshold (int8 by default)", async () => {
+    const r = await classifyOk({ query: { threshold: "0" } });
+    expect(r.exit).toMatchObject({ at: "cloud", threshold: 0, mode: "auto" });
+    expect(r.degraded).toBe(false);
+    expect(r.wire).toEqual({ precision: "int8", bytes: encodedSize([1, ...model().split.shape], "int8") });
+    expect(r.timings.cloudMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("uses the manifest's calibrated threshold by default", async () => {
+    const r = await classifyOk();
+    expect(r.exit.threshold).toBe(model().exit.threshold);
+    expect(r.exit.at).toBe(r.exit.entropy < model().exit.threshold ? "edge" : "cloud");
+  });
+
+  it("forces the path with exit=edge and exit=cloud", async () => {
+    expect((await classifyOk({ query: { exit: "edge", threshold: "0" } })).exit.at).toBe("edge");
+    const cloud = await classifyOk({ query: { exit: "cloud", threshold: "100" } });
+    expect(cloud.exit).toMatchObject({ at: "cloud", mode: "cloud" });
+  });
+
+  it.each(["fp32", "fp16", "int8"] as const)("carries the split in %s when WIRE_PRECISION says so", async (precision) => {
+    const r = await classifyOk({ query: { exit: "cloud" }, env: { WIRE_PRECISION: precision } });
+    expect(r.wire).toEqual({ precision, bytes: encodedSize([1, ...model().split.shape], precision) });
+  });
+
+  it("parity: for every PNG test vector, exit=cloud answers the exported model's class", async () => {
+    // JPEG vectors decode a few grey levels apart across decoders (see preprocess.test.ts);
+    // their graph parity is checked from the preprocessed tensor above.
+    for (const v of vectors.vectors.filter((x) => x.contentType === "image/png")) {
+      const r = await classifyOk({ query: { exit: "cloud" }, body: base64ToBytes(v.imageBase64), contentType: v.contentType, env: { WIRE_PRECISION: "fp32" } });
+      expect(r.classIndex, v.name).toBe(argmax(v.logits));
+      expect(Math.abs(r.exit.entropy - v.entropy), v.name).toBeLessThan(1e-3);
+    }
+  });
+
+  it("accepts the image as multipart field 'image'", async () => {
+    const form = new FormData();
+    form.append("image", new Blob([png32], { type: "image/png" }), "cat.png");
+    const r = await classifyOk({ body: form, contentType: null, query: { exit: "edge" } });
+    expect(r.exit.at).toBe("edge");
+  });
+
+  it("accepts a JPEG and images of any size", async () => {
+    const jpeg = vectors.vectors.find((v) => v.contentType === "image/jpeg");
+    if (jpeg) await classifyOk({ body: base64ToBytes(jpeg.imageBase64), contentType: "image/jpeg", query: { exit: "edge" } });
+    await classifyOk({ body: makePng(1, 1), query: { exit: "edge" } });
+    await classifyOk({ body: makePng(640, 480), query: { exit: "edge" } });
+  });
+
+  describe("when the cloud is down or refuses", () => {
+    it("degrades to the edge answer in exit=auto (200, degraded: true, with a reason)", async () => {
+      const r = await classifyOk({ query: { threshold: "0" }, env: cloudAt(inject("closedPort")) });
+      expect(r).toMatchObject({ degraded: true, exit: { at: "edge" } });
+      expect(r.degradedReason).toMatch(/^unreachable/);
+    });
+
+    it("returns 503 for exit=cloud", async () => {
+      await expectError(await makeRequest({ query: { exit: "cloud" }, env: cloudAt(inject("closedPort")) }), 503, "cloud_unavailable");
+    });
+
+    it("degrades when the cloud rejects the signature (wrong secret), and 503s exit=cloud", async () => {
+      const wrong = { FOGLINE_HMAC_SECRET: "a-different-secret-a-different-secret-0000" };
+      const r = await classifyOk({ query: { threshold: "0" }, env: wrong });
+      expect(r.degradedReason).toMatch(/^unauthorized/);
+      await expectError(await makeRequest({ query: { exit: "cloud" }, env: wrong }), 503, "cloud_unavailable");
+    });
+
+    it("refuses a cloud serving another version of the model with 409", async () => {
+      const other = cloudAt(inject("mismatchedCloudPort"));
+      await expectError(await makeRequest({ query: { exit: "cloud" }, env: other }), 409, "model_mismatch");
+      await expectError(await makeRequest({ query: { threshold: "0" }, env: other }), 409, "model_mismatch");
+      // answers that never needed the cloud are unaffected
+      expect((await classifyOk({ query: { threshold: "100" }, env: other })).exit.at).toBe("edge");
+    });
+  });
+
+  describe("rejects bad requests with a JSON error", () => {
+    it("404 for an unknown model", async () => {
+      await expectError(await makeRequest({ query: { model: "imagenet-9000" } }), 404, "model_not_found");
+    });
+
+    it.each([
+      [{ exit: "sideways" }],
+      [{ threshold: "-1" }],
+      [{ threshold: "abc" }],
+      [{ model: "../etc/passwd" }],
+    ])("400 for malformed query %j", async (query) => {
+      await expectError(await makeRequest({ query }), 400, "invalid_query");
+    });
+
+    it("400 for a body that is not an image", async () => {
+      await expectError(await makeRequest({ body: "hello, I am text" }), 400, "not_an_image");
+    });
+
+    it("400 for a truncated image", async () => {
+      await expectError(await makeRequest({ body: png32.slice(0, Math.floor(png32.length / 2)) }), 400, "image_decode_failed");
+      const jpeg = vectors.vectors.find((v) => v.contentType === "image/jpeg");
+      if (jpeg) {
+        const bytes = base64ToBytes(jpeg.imageBase64);
+        await expectError(await makeRequest({ body: bytes.slice(0, Math.floor(bytes.length / 2)), contentType: "image/jpeg" }), 400, "image_decode_failed");
+      }
+    });
+
+    it("400 for an empty body", async () => {
+      await expectError(await makeRequest({ body: new Uint8Array(0) }), 400, "empty_body");
+    });
+
+    it("415 for a wrong or missing content type", async () => {
+      await expectError(await makeRequest({ contentType: "text/plain" }), 415, "unsupported_media_type");
+      await expectError(await makeRequest({ contentType: "application/json", body: "{}" }), 415, "unsupported_media_type");
+      await expectError(await makeRequest({ contentType: null, body: new Blob([png32]) }), 415, "unsupported_media_type");
+    });
+
+    it("400 when the bytes disagree with the declared type", async () => {
+      await expectError(await makeRequest({ contentType: "image/jpeg" }), 400, "content_type_mismatch");
+    });
+
+    it("400 for multipart without an 'image' field", async () => {
+      const form = new FormData();
+      form.append("file", new Blob([png32], { type: "image/png" }), "x.png");
+      await expectError(await makeRequest({ body: form, contentType: null }), 400, "missing_image_field");
+    });
+
+    it("413 for a body over MAX_BODY_BYTES (10 MB by default)", async () => {
+      await expectError(await makeRequest({ body: new Uint8Array(10 * 1024 * 1024 + 1) }), 413, "payload_too_large");
+      await expectError(await makeRequest({ body: makePng(200, 200), env: { MAX_BODY_BYTES: "1000" } }), 413, "payload_too_large");
+    });
+
+    it("413 for too many pixels, refused from the header before decoding", async () => {
+      await expectError(await makeRequest({ body: pngHeaderOnly(50_000, 50_000) }), 413, "image_too_large");
+    });
+
+    it("404 JSON for an unknown route", async () => {
+      await expectError(await SELF.fetch("http://edge/v1/nope"), 404, "not_found");
+    });
+  });
+});
