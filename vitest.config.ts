@@ -30,6 +30,9 @@ export default defineConfig({
           include: ["test/workers/**/*.test.ts", "test/shared/**/*.test.ts"],
           globalSetup: ["test/global-setup.ts"],
           testTimeout: 60_000,
+          // one isolate for every file: importing the ORT WASM costs ~8 s per isolate (DESIGN §5)
+          isolate: false,
+          maxWorkers: 1,
         },
       },
     ],

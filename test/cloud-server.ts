@@ -1,32 +1,68 @@
-/** Starts real cloud servers (Node + onnxruntime-node) for the tests, on free ports. */
-import { serve } from "@hono/node-server";
-import type { AddressInfo } from "node:net";
-import { createCloudApp } from "../cloud/src/app.js";
-import { loadModels, type CloudModel } from "../cloud/src/models.js";
+/**
+ * Starts real cloud servers for the tests: the production entry point (cloud/src/server.ts) in
+ * a child Node process, on a free port. A child process keeps onnxruntime-node out of the
+ * workers project's module pipeline and tests the server as deployed.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 
 export const TEST_SECRET = "fogline-test-secret-0123456789abcdef0123456789abcdef";
+const ROOT = resolve(import.meta.dirname, "..");
 
 export interface RunningCloud {
   port: number;
   close(): Promise<void>;
 }
 
-export async function startCloud(models: Map<string, CloudModel>, secret = TEST_SECRET): Promise<RunningCloud> {
-  const app = createCloudApp({ models, secret });
-  return new Promise((resolve) => {
-    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => {
-      resolve({ port: info.port, close: () => new Promise((r) => server.close(() => r())) });
+export function startCloud(modelsDir: string, secret = TEST_SECRET): Promise<RunningCloud> {
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "cloud/src/server.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, FOGLINE_MODELS_DIR: modelsDir, FOGLINE_HMAC_SECRET: secret, FOGLINE_CLOUD_PORT: "0", FOGLINE_CLOUD_HOST: "127.0.0.1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cloud did not start in 60 s:\n${log}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      log += chunk.toString();
+      const m = /listening on http:\/\/[^:]+:(\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        const close = () =>
+          new Promise<void>((r) => {
+            if (child.exitCode !== null) return r();
+            child.once("exit", () => r());
+            child.kill("SIGTERM");
+          });
+        resolvePromise({ port: Number(m[1]), close });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`cloud exited with ${code}:\n${log}`));
     });
   });
 }
 
-/** The same graphs under manifests that claim another export: the cloud half of a mismatched deployment. */
-export function withOtherFingerprint(models: Map<string, CloudModel>): Map<string, CloudModel> {
-  const out = new Map<string, CloudModel>();
-  for (const [name, m] of models) {
-    out.set(name, { ...m, manifest: { ...m.manifest, version: `${m.manifest.version}-other`, fingerprint: "0".repeat(64) } });
+/**
+ * A copy of the models folder whose manifests claim another export (same graphs, different
+ * fingerprint and version): the cloud half of a mismatched deployment.
+ */
+export function mismatchedModelsDir(modelsDir: string): string {
+  const out = mkdtempSync(join(tmpdir(), "fogline-mismatch-"));
+  for (const name of readdirSync(modelsDir)) {
+    const src = join(modelsDir, name);
+    if (!existsSync(join(src, "manifest.json"))) continue;
+    mkdirSync(join(out, name));
+    const manifest = JSON.parse(readFileSync(join(src, "manifest.json"), "utf8"));
+    copyFileSync(join(src, manifest.files.cloud.path), join(out, name, manifest.files.cloud.path));
+    manifest.version = `${manifest.version}-other`;
+    manifest.fingerprint = "0".repeat(64);
+    writeFileSync(join(out, name, "manifest.json"), JSON.stringify(manifest));
   }
   return out;
 }
-
-export { loadModels };

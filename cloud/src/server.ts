@@ -23,6 +23,7 @@ const dir = resolve(process.env.FOGLINE_MODELS_DIR ?? "models");
 
 const models = await loadModels(dir, Number(process.env.FOGLINE_ORT_THREADS ?? 1));
 const server = serve({ fetch: createCloudApp({ models, secret }).fetch, port, hostname }, (info) => {
+  // the test harness and scripts/start.mjs read this line (port 0 picks a free port)
   console.log(`fogline cloud listening on http://${hostname}:${info.port} (models: ${[...models.keys()].join(", ")})`);
 });
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

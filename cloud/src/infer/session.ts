@@ -1,9 +1,12 @@
-import ort from "onnxruntime-node";
+import * as ortModule from "onnxruntime-node";
+
+// CJS package: a namespace import works under tsx, Node ESM and vite-node (test globalSetup) alike
+const ort = ((ortModule as { default?: typeof ortModule }).default ?? ortModule) as typeof ortModule;
 import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
 
 /** GraphRunner over an onnxruntime-node session (the cloud's implementation of the shared contract). */
 export class OrtNodeRunner implements GraphRunner {
-  private constructor(private readonly session: ort.InferenceSession) {}
+  private constructor(private readonly session: ortModule.InferenceSession) {}
 
   static async create(onnx: Uint8Array, threads = 1): Promise<OrtNodeRunner> {
     const session = await ort.InferenceSession.create(onnx, {
@@ -16,7 +19,7 @@ export class OrtNodeRunner implements GraphRunner {
   }
 
   async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
+    const ortFeeds: Record<string, ortModule.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor("float32", t.data, t.dims);
     const out = await this.session.run(ortFeeds);
     const result: Record<string, Tensor> = {};
