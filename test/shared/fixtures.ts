@@ -13,7 +13,9 @@ export const TestVector = z.object({
   input: z.array(z.number()),
   exitLogits: z.array(z.number()),
   entropy: z.number(),
-  split: z.array(z.number()),
+  /** may be null to keep the file small; `splitSum` is then given (at least one vector has it in full) */
+  split: z.array(z.number()).nullable(),
+  splitSum: z.number().optional(),
   logits: z.array(z.number()),
 });
 export type TestVector = z.infer<typeof TestVector>;
@@ -61,6 +63,23 @@ export function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number 
   let s = 0;
   for (let i = 0; i < a.length; i++) s += Math.abs(a[i]! - b[i]!);
   return s / a.length;
+}
+
+/** True when a JPEG's components have different sampling factors (e.g. 4:2:0 chroma). */
+export function jpegHasChromaSubsampling(bytes: Uint8Array): boolean {
+  let off = 2;
+  while (off + 4 <= bytes.length && bytes[off] === 0xff) {
+    const marker = bytes[off + 1]!;
+    const len = (bytes[off + 2]! << 8) | bytes[off + 3]!;
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      const n = bytes[off + 9]!;
+      const factors = new Set<number>();
+      for (let c = 0; c < n; c++) factors.add(bytes[off + 11 + 3 * c]!);
+      return factors.size > 1;
+    }
+    off += 2 + len;
+  }
+  return false;
 }
 
 /** A deterministic RGB PNG of any size. */

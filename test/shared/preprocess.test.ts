@@ -5,20 +5,26 @@ import { decodeImage } from "../../shared/src/image.js";
 import { areaWeights, preprocessImage, resizeArea } from "../../shared/src/preprocess.js";
 import { parseManifest } from "../../shared/src/schemas/manifest.js";
 import { manifests } from "../models.generated.js";
-import { base64ToBytes, makePng, maxAbsDiff, meanAbsDiff, modelsWithVectors, pngHeaderOnly, vectorsFor } from "./fixtures.js";
+import { base64ToBytes, jpegHasChromaSubsampling, makePng, maxAbsDiff, meanAbsDiff, modelsWithVectors, pngHeaderOnly, vectorsFor } from "./fixtures.js";
 
 describe("preprocessing parity with the training pipeline (testvectors.json)", () => {
   for (const name of modelsWithVectors()) {
     const manifest = parseManifest(manifests[name]);
     for (const v of vectorsFor(name).vectors) {
       // PNG decoding is exact, so the whole chain must agree to float rounding. JPEG decoders
-      // legitimately differ by a few grey levels (IDCT rounding: libjpeg-turbo in PIL vs jpeg-js),
-      // so JPEG vectors (4:4:4, docs/contracts.md) get a tolerance of ~3 levels in [-1, 1] units.
+      // legitimately differ (docs/contracts.md): by a few grey levels from IDCT rounding
+      // (libjpeg-turbo in PIL vs jpeg-js), and by much more on noisy images when chroma is
+      // subsampled, since libjpeg's "fancy" chroma upsampling differs from jpeg-js's.
+      const bytes = base64ToBytes(v.imageBase64);
       const jpeg = v.contentType === "image/jpeg";
-      it(`${name}/${v.name}: decode + area resize + normalise matches "input" (${jpeg ? "JPEG: max 0.05, mean 0.01" : "1e-4"})`, () => {
-        const input = preprocessImage(base64ToBytes(v.imageBase64), manifest.input);
+      const subsampled = jpeg && jpegHasChromaSubsampling(bytes);
+      const tol = !jpeg ? "1e-4" : subsampled ? "JPEG 4:2:x: mean 0.1" : "JPEG 4:4:4: max 0.05, mean 0.01";
+      it(`${name}/${v.name}: decode + area resize + normalise matches "input" (${tol})`, () => {
+        const input = preprocessImage(bytes, manifest.input);
         expect(input.length).toBe(v.input.length);
-        if (jpeg) {
+        if (subsampled) {
+          expect(meanAbsDiff(input, v.input)).toBeLessThan(0.1);
+        } else if (jpeg) {
           expect(maxAbsDiff(input, v.input)).toBeLessThan(0.05);
           expect(meanAbsDiff(input, v.input)).toBeLessThan(0.01);
         } else {

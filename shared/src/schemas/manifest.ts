@@ -54,16 +54,18 @@ export const Manifest = z.looseObject({
     cloud: nonNegative,
     fullPrecisionBaseline: nonNegative,
   }),
-  params: z.looseObject({ edge: nonNegative, cloud: nonNegative }),
+  // Informational parts: serving only shows them, so they are checked loosely (counts by part
+  // name; a metric is null when undefined, e.g. cloudAccuracy when every sample exits at the edge).
+  params: z.record(z.string(), nonNegative),
   validation: z
     .looseObject({
       images: z.number().int().nonnegative(),
-      finalAccuracy: z.number(),
-      exitAccuracy: z.number(),
-      hybridAccuracy: z.number(),
-      edgeFraction: z.number(),
-      edgeAccuracy: z.number(),
-      cloudAccuracy: z.number(),
+      finalAccuracy: z.number().nullable(),
+      exitAccuracy: z.number().nullable(),
+      hybridAccuracy: z.number().nullable(),
+      edgeFraction: z.number().nullable(),
+      edgeAccuracy: z.number().nullable(),
+      cloudAccuracy: z.number().nullable(),
     })
     .nullable(),
   training: z.record(z.string(), z.unknown()),
