@@ -26,6 +26,7 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=lambda: [80, 120, 145])  # multistep, in epochs
     gamma: float = 0.1
     warmup_epochs: float = 0.0  # onecycle: linear warm-up, then linear decay to 0
+    time_budget_minutes: float = 0.0  # onecycle on a wall-clock budget: progress = max(steps, time) share
     label_smoothing: float = 0.0
     exit_weight: float = 0.5  # joint loss: w * CE(exit) + (1 - w) * CE(final)
     # distillation / initialisation

@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -66,15 +67,34 @@ def load_checkpoint_model(path: str | Path, device: torch.device | str = "cpu") 
 # ---------------------------------------------------------------- schedule / loss
 
 
-def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+class Clock:
+    """Wall-clock seconds spent training, carried across resumes."""
+
+    def __init__(self, before: float = 0.0) -> None:
+        self.before, self.start = before, time.time()
+
+    def seconds(self) -> float:
+        return self.before + time.time() - self.start
+
+
+def progress(cfg: TrainConfig, step: int, steps_per_epoch: int, clock: Clock) -> float:
+    """Fraction of the schedule done. With a time budget (CPU runs that must end with the
+    session), the one-cycle decay follows whichever runs out first: epochs or minutes."""
+    done = step / (steps_per_epoch * cfg.epochs)
+    if cfg.time_budget_minutes > 0:
+        done = max(done, clock.seconds() / (60 * cfg.time_budget_minutes))
+    return min(done, 1.0)
+
+
+def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int, clock: Clock) -> float:
     epoch = step / steps_per_epoch
     if cfg.schedule == "multistep":
         return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
     if cfg.schedule == "onecycle":
         if epoch < cfg.warmup_epochs:
             return max(epoch / cfg.warmup_epochs, 1e-3)
-        rest = max(cfg.epochs - cfg.warmup_epochs, 1e-9)
-        return max(1.0 - (epoch - cfg.warmup_epochs) / rest, 0.0)
+        warm = cfg.warmup_epochs / cfg.epochs
+        return max(1.0 - (progress(cfg, step, steps_per_epoch, clock) - warm) / max(1.0 - warm, 1e-9), 0.0)
     raise ValueError(f"unknown schedule {cfg.schedule!r}")
 
 
@@ -137,7 +157,7 @@ def summarize(exit_logits: Tensor, logits: Tensor, labels: Tensor, tolerance: fl
 
 def train_one_epoch(model: nn.Module, loader: TensorLoader, opt: torch.optim.Optimizer,
                     sched: torch.optim.lr_scheduler.LRScheduler, cfg: TrainConfig,
-                    teacher: nn.Module | None, amp: bool, desc: str) -> dict:
+                    teacher: nn.Module | None, amp: bool, desc: str, finished: Callable[[], bool] = lambda: False) -> dict:
     model.train()
     total_loss, total_correct, total_exit_correct, seen = 0.0, 0, 0, 0
     bar = tqdm(loader, desc=desc, leave=False, mininterval=1.0 if sys.stderr.isatty() else 60.0, file=sys.stderr)
@@ -159,6 +179,8 @@ def train_one_epoch(model: nn.Module, loader: TensorLoader, opt: torch.optim.Opt
         total_correct += (logits.argmax(1) == y).sum().item()
         total_exit_correct += (exit_logits.argmax(1) == y).sum().item()
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{total_correct / seen:.3f}", exit=f"{total_exit_correct / seen:.3f}", refresh=False)
+        if finished():  # a time-budgeted schedule reached lr 0 mid-epoch
+            break
     return {"train_loss": total_loss / seen, "train_acc": total_correct / seen, "train_exit_acc": total_exit_correct / seen}
 
 
@@ -206,20 +228,22 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     steps_per_epoch = len(train_loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps_per_epoch))
+    clock = Clock()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps_per_epoch, clock))
 
     start_epoch, elapsed = 0, 0.0
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ckpt["config"] != cfg.to_dict():
             changed = {k for k in cfg.to_dict() if ckpt["config"].get(k) != cfg.to_dict()[k]}
-            harmless = {"max_epochs_this_run", "max_minutes", "device", "threads", "compile", "data"}
+            harmless = {"max_epochs_this_run", "max_minutes", "device", "threads", "compile", "data", "time_budget_minutes"}
             if changed - harmless:
                 raise SystemExit(f"{ckpt_path} was made with a different config ({sorted(changed - harmless)}); "
                                  "use another name= or --no-resume")
         model.load_state_dict(ckpt["model"]); opt.load_state_dict(ckpt["optimizer"]); sched.load_state_dict(ckpt["scheduler"])
         train_loader.generator.set_state(ckpt["loader_rng"])
         start_epoch, elapsed = ckpt["epoch"], ckpt["elapsed_seconds"]
+        clock.before = elapsed
         print(f"resumed {ckpt_path} at epoch {start_epoch}", file=sys.stderr)
     elif log_path.exists():
         log_path.unlink()
@@ -229,12 +253,17 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
           f"device {device_name(device)}, epochs {start_epoch}->{cfg.epochs}", file=sys.stderr)
 
     run_start, epochs_done = time.time(), 0
+    clock.start = run_start
+
+    def finished() -> bool:
+        return cfg.schedule == "onecycle" and progress(cfg, sched.last_epoch, steps_per_epoch, clock) >= 1.0
+
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
-        stats = train_one_epoch(step_model, train_loader, opt, sched, cfg, teacher, amp, f"epoch {epoch + 1}/{cfg.epochs}")
+        stats = train_one_epoch(step_model, train_loader, opt, sched, cfg, teacher, amp, f"epoch {epoch + 1}/{cfg.epochs}", finished)
         train_seconds = time.time() - t0
         metrics = summarize(*predict(model, val_loader, amp))
-        elapsed += time.time() - t0
+        elapsed = clock.seconds()
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], **stats, **{f"val_{k}": v for k, v in metrics.items()},
                   "epoch_seconds": round(train_seconds, 2), "elapsed_seconds": round(elapsed, 1)}
         with open(log_path, "a") as f:
@@ -250,6 +279,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         torch.save(ckpt, run_dir / "checkpoint.tmp")
         (run_dir / "checkpoint.tmp").replace(ckpt_path)  # atomic: a kill never leaves half a file
         epochs_done += 1
+        if finished():
+            print(f"schedule complete after {epoch + 1} epochs ({elapsed / 60:.1f} min)", file=sys.stderr)
+            break
         if cfg.max_epochs_this_run and epochs_done >= cfg.max_epochs_this_run:
             break
         if cfg.max_minutes and (time.time() - run_start) / 60 > cfg.max_minutes - (train_seconds / 60):

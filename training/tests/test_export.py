@@ -1,0 +1,91 @@
+import base64
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from training.calibrate import calibrate, operating_point, softmax_entropy
+from training.config import TrainConfig
+from training.export import main as export_main, parity
+from training.data import ImageSet
+from training.model import ModelConfig
+from training.onnx_graph import build_cloud, build_edge
+from training.preprocess import preprocess
+
+from .conftest import randomised
+
+
+@pytest.mark.parametrize("cut,bits", [(16, 1), (24, 4), (10, 2), (4, 8), (20, 32)])
+def test_onnx_pair_matches_pytorch(cut, bits):
+    model = randomised(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits))
+    x = torch.randn(32, 3, 32, 32)
+    with torch.no_grad():
+        e, s, l = model(x)
+    edge = ort.InferenceSession(build_edge(model).SerializeToString())
+    cloud = ort.InferenceSession(build_cloud(model).SerializeToString())
+    oe, os_ = edge.run(None, {"image": x.numpy()})
+    (ol,) = cloud.run(None, {"split": s.numpy()})  # the tail on PyTorch's own split: no edge flips
+    assert (oe.argmax(1) == e.numpy().argmax(1)).mean() >= 0.95
+    assert (np.abs(oe - e.numpy()).max(1) <= 1e-3).mean() >= 0.9
+    np.testing.assert_allclose(ol, l.numpy(), atol=1e-3)
+    if bits == 1:  # binarized edges are exact up to float rounding
+        np.testing.assert_allclose(os_, s.numpy(), atol=1e-4)
+
+
+def test_quantized_weights_ship_as_int8_codes():
+    model = randomised(ModelConfig(cut=16, weight_bits=1, act_bits=1))
+    g = build_edge(model)
+    int8 = [t for t in g.graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("weight_codes")]
+    assert len(int8) == 16
+    codes = onnx.numpy_helper.to_array(int8[0])
+    assert set(np.unique(codes).tolist()) <= {-1, 1}
+
+
+def test_calibration_picks_most_edge_exits_within_tolerance():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 2000)
+    conf = rng.uniform(0, 8, 2000)
+    exit_logits = rng.normal(0, 1, (2000, 10))
+    right = rng.uniform(size=2000) < 0.5 + conf / 16  # confident exits are right more often
+    exit_logits[np.arange(2000), np.where(right, labels, (labels + 1) % 10)] += conf
+    logits = np.full((2000, 10), -5.0)
+    logits[np.arange(2000), labels] = 5.0  # the final head is always right
+    curve, chosen = calibrate(exit_logits, logits, labels, "within=5.0")
+    assert chosen["hybridAccuracy"] >= 0.95 - 1e-12
+    # a slightly higher threshold would break the goal (the choice is the largest edge share)
+    ent = np.sort(softmax_entropy(exit_logits))
+    nxt = ent[ent >= chosen["threshold"]]
+    if len(nxt) > 1:
+        assert operating_point(exit_logits, logits, labels, float(nxt[1]) + 1e-9)["hybridAccuracy"] < 0.95
+    assert curve["points"][0]["edgeFraction"] == 0.0 and curve["points"][-1]["edgeFraction"] == 1.0
+    _, fixed = calibrate(exit_logits, logits, labels, "threshold=0.5")
+    assert fixed["threshold"] == 0.5
+
+
+def test_export_cli_writes_a_servable_folder(tmp_path, synthetic_folder, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = randomised(ModelConfig(num_classes=4, cut=16, weight_bits=1, act_bits=1))
+    cfg = TrainConfig(name="t", dataset="synthetic", data=str(synthetic_folder), val_size=64)
+    ckpt = tmp_path / "c.pt"
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "model_config": model.config.to_dict(),
+                "classes": ["blue", "green", "red", "yellow"], "epoch": 1, "elapsed_seconds": 1.0, "device": "cpu",
+                "git_sha": "x", "saved_at": "now"}, ckpt)
+    out = tmp_path / "models" / "synthetic"
+    export_main(["--checkpoint", str(ckpt), "--out", str(out), "--name", "synthetic", "--data", str(synthetic_folder), "--goal", "within=2"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["split"]["shape"] == [32, 16, 16] and manifest["labels"][0] == "blue"
+    assert manifest["validation"]["images"] == 64 and 0 <= manifest["validation"]["edgeFraction"] <= 1
+    assert manifest["exit"]["threshold"] == json.loads((out / "calibration.json").read_text())["chosen"]["threshold"]
+    assert json.loads((out / "parity.json").read_text())["passed"]
+    assert (out / "calibration.png").stat().st_size > 10_000
+    vectors = json.loads((out / "testvectors.json").read_text())
+    assert vectors["fingerprint"] == manifest["fingerprint"]
+    v = vectors["vectors"][2]  # odd-sized PNG: preprocessing includes the area resize
+    x = preprocess(base64.b64decode(v["imageBase64"]), [0.5] * 3, [0.5] * 3)
+    np.testing.assert_allclose(x.ravel(), v["input"], atol=1e-6)
+    edge = ort.InferenceSession(str(out / "edge.onnx"))
+    e, _ = edge.run(None, {"image": x[None]})
+    np.testing.assert_allclose(e[0], v["exitLogits"], atol=1e-5)
