@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import tarfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +50,12 @@ def _from_items(items: list[tuple[str, str, bytes]]) -> ImageSet:
     classes = sorted({c for c, _, _ in items})
     index = {c: i for i, c in enumerate(classes)}
     items.sort(key=lambda t: (t[0], t[1]))
-    decoded = [_decode(b) for _, _, b in items]
+    blobs = [b for _, _, b in items]
+    if len(blobs) > 2000 and (os.cpu_count() or 1) > 1:  # PNG decoding is the slow part: all cores
+        with ProcessPoolExecutor() as pool:
+            decoded = list(pool.map(_decode, blobs, chunksize=500))
+    else:
+        decoded = [_decode(b) for b in blobs]
     images = np.stack([img if img.shape[:2] == (32, 32) else area_resize_uint8_batch(img) for img in decoded])
     labels = np.array([index[c] for c, _, _ in items], dtype=np.int64)
     return ImageSet(images, labels, classes)
