@@ -67,7 +67,7 @@ def synthetic_images(seed: int = 7) -> list[tuple[str, str, bytes]]:
 
     def encode(arr: np.ndarray, fmt: str, mode: str | None = None) -> bytes:
         buf = io.BytesIO()
-        Image.fromarray(arr, mode).save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        Image.fromarray(arr, mode).save(buf, format=fmt, **({"quality": 90, "subsampling": 0} if fmt == "JPEG" else {}))  # 4:4:4: decoders agree closely
         return buf.getvalue()
 
     yy, xx = np.mgrid[0:32, 0:32]
