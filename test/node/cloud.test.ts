@@ -8,7 +8,7 @@ import { encodeActivation } from "../../shared/src/wire.js";
 import { loadModels } from "../../cloud/src/models.js";
 import { TEST_SECRET } from "../cloud-server.js";
 import { modelsDir } from "../models.generated.js";
-import { argmax, DEFAULT_MODEL, maxAbsDiff, vectorsFor } from "../shared/fixtures.js";
+import { argmax, DEFAULT_MODEL, maxAbsDiff, modelsWithVectors, vectorsFor } from "../shared/fixtures.js";
 import type { CloudModel } from "../../cloud/src/models.js";
 
 let models: Map<string, CloudModel>;
@@ -72,14 +72,16 @@ describe("GET /healthz", () => {
 });
 
 describe("POST /v1/tail/{model}", () => {
-  it("returns the exported tail's logits for every test vector (onnxruntime-node parity, 1e-3)", async () => {
-    expect(withSplit.length).toBeGreaterThan(0);
-    for (const v of withSplit) {
-      const body = encodeActivation(Float32Array.from(v.split!), [1, ...manifest().split.shape], manifest().fingerprint, "fp32");
-      const res = await makeTailRequest({ body });
+  it.each(modelsWithVectors())("returns the exported %s tail's logits for the test vectors (onnxruntime-node parity, 1e-3)", async (name) => {
+    const m = models.get(name)!.manifest;
+    const vs = vectorsFor(name).vectors.filter((v) => v.split);
+    expect(vs.length).toBeGreaterThan(0);
+    for (const v of vs) {
+      const body = encodeActivation(Float32Array.from(v.split!), [1, ...m.split.shape], m.fingerprint, "fp32");
+      const res = await makeTailRequest({ body, model: name, fingerprint: m.fingerprint });
       expect(res.status).toBe(200);
       const tail = TailResponse.parse(await res.json());
-      expect(tail.shape).toEqual([1, manifest().labels.length]);
+      expect(tail.shape).toEqual([1, m.labels.length]);
       expect(maxAbsDiff(tail.logits, v.logits)).toBeLessThan(1e-3);
       expect(argmax(tail.logits)).toBe(argmax(v.logits));
     }

@@ -15,7 +15,7 @@ import type { Bindings } from "../../workers/src/env.js";
 import { loaderStats, ort } from "../../workers/src/infer/ort.js";
 import { edgeRunner } from "../../workers/src/infer/session.js";
 import { getModel } from "../../workers/src/models/registry.js";
-import { argmax, base64ToBytes, DEFAULT_MODEL, makePng, maxAbsDiff, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";
+import { argmax, base64ToBytes, DEFAULT_MODEL, makePng, maxAbsDiff, modelsWithVectors, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";
 
 const vectors = vectorsFor(DEFAULT_MODEL);
 const png32 = base64ToBytes(vectors.vectors[0]!.imageBase64);
@@ -68,11 +68,12 @@ describe("onnxruntime-web in workerd", () => {
     expect(ort.env.versions.web).toBe(pkg.dependencies["onnxruntime-web"]);
   });
 
-  it("runs the edge graph like the exporter did (exit logits and split, 1e-3)", async () => {
-    const m = model();
-    const runner = await edgeRunner(getModel(DEFAULT_MODEL));
-    expect(vectors.vectors.some((v) => v.split)).toBe(true);
-    for (const v of vectors.vectors) {
+  it.each(modelsWithVectors())("runs the %s edge graph like the exporter did (exit logits and split, 1e-3)", async (name) => {
+    const m = getModel(name).manifest;
+    const runner = await edgeRunner(getModel(name));
+    const { vectors: vs } = vectorsFor(name);
+    expect(vs.some((v) => v.split)).toBe(true);
+    for (const v of vs) {
       const out = await runEdge(runner, { data: Float32Array.from(v.input), dims: [1, 3, m.input.height, m.input.width] });
       expect(out.split.dims).toEqual([1, ...m.split.shape]);
       expect(maxAbsDiff(out.exitLogits.data, v.exitLogits)).toBeLessThan(1e-3);
