@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   image_decode_failed: 400,
   image_empty: 400,
   image_too_large: 413,
+  // Open Inference Protocol requests (tensor shape, datatype, data)
+  invalid_input: 400,
   // models
   model_not_found: 404,
   model_mismatch: 409,

@@ -42,6 +42,7 @@ export interface CloudCall {
 }
 
 export interface CloudAnswer {
+  /** row-major `[N, C]`, N the split's batch */
   logits: Float32Array;
   wireBytes: number;
   ms: number;
@@ -93,10 +94,12 @@ export async function callCloud(call: CloudCall): Promise<CloudAnswer> {
   const parsed = TailResponse.safeParse(safeJson(await res.text().catch(() => "")));
   if (!parsed.success) throw new CloudError("bad_response", "the cloud's answer is not a valid tail response");
   const classes = manifest.labels.length;
-  if (parsed.data.shape[1] !== classes || parsed.data.logits.length < classes) {
-    throw new CloudError("bad_response", `the cloud returned ${parsed.data.shape[1]} logits, expected ${classes}`);
+  const batch = call.split.dims[0] ?? 1;
+  const [n, c] = parsed.data.shape;
+  if (n !== batch || c !== classes || parsed.data.logits.length !== batch * classes) {
+    throw new CloudError("bad_response", `the cloud returned ${n}x${c} logits, expected ${batch}x${classes}`);
   }
-  return { logits: Float32Array.from(parsed.data.logits.slice(0, classes)), wireBytes: body.length, ms: Date.now() - started };
+  return { logits: Float32Array.from(parsed.data.logits), wireBytes: body.length, ms: Date.now() - started };
 }
 
 /** One retry, for connection errors only (never after a timeout or an HTTP answer). */

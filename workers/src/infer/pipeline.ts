@@ -1,0 +1,113 @@
+/**
+ * The one inference pipeline every edge route uses (`POST /v1/classify`, the Open Inference
+ * Protocol's `POST /v2/models/{model}/infer`): a normalised batch `[N,3,H,W]` runs through the
+ * edge graph; each sample exits at the edge when its exit entropy is under the threshold (paper;
+ * BranchyNet rule), and the others go to the cloud tail together, as one `[M,c,h,w]` activation.
+ *
+ * Cloud failures are decided here once for every route: exit=auto degrades to the edge's own
+ * answer, exit=cloud is a 503, and a model mismatch (another export in the cloud) is a 409.
+ */
+import { entropy, exitsAtEdge } from "../../../shared/src/entropy.js";
+import { ApiError } from "../../../shared/src/errors.js";
+import { runEdge, type Tensor } from "../../../shared/src/runner.js";
+import type { ExitMode, WirePrecision } from "../../../shared/src/schemas/classify.js";
+import { CloudError, callCloud } from "../cloud/client.js";
+import type { EdgeConfig } from "../env.js";
+import type { EdgeModel } from "../models/registry.js";
+import { edgeRunner } from "./session.js";
+
+/** Largest batch one request may carry: the cloud tail's default `maxBatch`. */
+export const MAX_BATCH = 64;
+
+export interface PipelineRequest {
+  model: EdgeModel;
+  /** normalised NCHW float32, `[N, 3, height, width]` of the manifest */
+  input: Tensor;
+  threshold: number;
+  mode: ExitMode;
+  cfg: EdgeConfig;
+  requestId: string;
+}
+
+export interface SampleAnswer {
+  at: "edge" | "cloud";
+  /** natural-log softmax entropy of the exit head */
+  entropy: number;
+  /** logits of the head that answered (`C` values) */
+  logits: Float32Array;
+}
+
+export interface PipelineResult {
+  samples: SampleAnswer[];
+  /** the cloud was needed but could not answer; the affected samples carry the edge's answer */
+  degraded: boolean;
+  degradedReason?: string;
+  /** what went over the wire, when the cloud was called */
+  wire?: { precision: WirePrecision; bytes: number };
+  edgeMs: number;
+  cloudMs?: number;
+}
+
+function rows(t: Tensor, index: readonly number[]): Tensor {
+  const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+  if (index.length === t.dims[0]) return t;
+  const data = new Float32Array(index.length * per);
+  index.forEach((r, i) => data.set(t.data.subarray(r * per, (r + 1) * per), i * per));
+  return { data, dims: [index.length, ...t.dims.slice(1)] };
+}
+
+const row = (t: Tensor, r: number): Float32Array => {
+  const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+  return t.data.slice(r * per, (r + 1) * per);
+};
+
+export async function runPipeline(req: PipelineRequest): Promise<PipelineResult> {
+  const { model, input, threshold, mode, cfg } = req;
+  const { manifest } = model;
+  const n = input.dims[0] ?? 0;
+  if (n < 1 || n > MAX_BATCH) throw new ApiError("invalid_input", `batch size ${n} is not in 1..${MAX_BATCH}`);
+
+  const t0 = Date.now();
+  const { exitLogits, split } = await runEdge(await edgeRunner(model), input);
+  const edgeMs = Date.now() - t0;
+
+  const samples: SampleAnswer[] = [];
+  const toCloud: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const logits = row(exitLogits, i);
+    const h = entropy(logits);
+    samples.push({ at: "edge", entropy: h, logits });
+    if (mode === "cloud" || (mode === "auto" && !exitsAtEdge(h, threshold))) toCloud.push(i);
+  }
+  if (toCloud.length === 0) return { samples, degraded: false, edgeMs };
+
+  try {
+    const cloud = await callCloud({
+      cloudUrl: cfg.cloudUrl,
+      secret: cfg.hmacSecret,
+      manifest,
+      split: rows(split, toCloud),
+      precision: cfg.wirePrecision,
+      timeoutMs: cfg.cloudTimeoutMs,
+      requestId: req.requestId,
+    });
+    const classes = manifest.labels.length;
+    toCloud.forEach((r, i) => {
+      samples[r] = { at: "cloud", entropy: samples[r]!.entropy, logits: cloud.logits.slice(i * classes, (i + 1) * classes) };
+    });
+    return { samples, degraded: false, wire: { precision: cfg.wirePrecision, bytes: cloud.wireBytes }, edgeMs, cloudMs: cloud.ms };
+  } catch (e) {
+    if (!(e instanceof CloudError)) throw e;
+    // A model mismatch is a broken deployment, not an outage: refuse loudly in every mode.
+    if (e.reason === "model_mismatch") {
+      throw new ApiError(
+        "model_mismatch",
+        `edge and cloud serve different versions of "${manifest.name}" (edge ${manifest.version}, fingerprint ${manifest.fingerprint.slice(0, 12)}…): ${e.message}`,
+      );
+    }
+    if (mode === "cloud") throw new ApiError("cloud_unavailable", `exit=cloud, but ${e.message}`);
+    console.warn(JSON.stringify({ level: "warn", msg: "degraded to the edge answer", reason: e.reason, detail: e.message, requestId: req.requestId }));
+    // exit=auto: the edge's own prediction beats an error (issue 6)
+    return { samples, degraded: true, degradedReason: `${e.reason}: ${e.message}`, edgeMs };
+  }
+}
