@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import SplitResNet
 
 ENERGY_JSON = Path(__file__).resolve().parent.parent / "shared" / "energy.json"
 
@@ -35,6 +39,21 @@ class PartCounts:
                    exit_macs=macs["exitHead"], cloud_conv_macs=macs["cloud"] - macs["cloudFc"], cloud_fc_macs=macs["cloudFc"],
                    edge_quantized_params=params["edgeQuantized"], edge_fp_params=params["edgeFullPrecision"],
                    cloud_params=params["cloud"], baseline_params=params["fullPrecisionBaseline"])
+
+    @classmethod
+    def from_model(cls, model: "SplitResNet") -> "PartCounts":
+        """Counts straight from a model definition (the design-space sweep has no manifest for
+        most of its points); the same numbers ``build_manifest`` writes, so a manifest's
+        ``from_manifest`` and this agree for the exported model."""
+        from .manifest import param_counts  # manifest imports this module: import late
+        from .model import count_macs
+
+        m, p = count_macs(model), param_counts(model)
+        return cls(bits=max(model.config.weight_bits, model.config.act_bits),
+                   edge_quantized_macs=m.edge_quantized, edge_fp_macs=m.edge_full_precision,
+                   exit_macs=m.exit_head, cloud_conv_macs=m.cloud - m.cloud_fc, cloud_fc_macs=m.cloud_fc,
+                   edge_quantized_params=p["edgeQuantized"], edge_fp_params=p["edgeFullPrecision"],
+                   cloud_params=p["cloud"], baseline_params=p["fullPrecisionBaseline"])
 
     @property
     def baseline_conv_macs(self) -> int:
@@ -82,9 +101,25 @@ class EnergyModel:
         macs = self.c.baseline_conv_macs + self.c.cloud_fc_macs
         return macs * self.mac_pj(32) + self.c.baseline_params * self.sram_pj(32)
 
+    # -- per inference at an edge-exit fraction: every sample pays the edge, only the ones
+    #    that do not exit pay the cloud tail
+    def paper_total(self, edge_fraction: float) -> float:
+        return self.paper_edge() + (1.0 - edge_fraction) * self.paper_cloud()
+
+    def op_total(self, edge_fraction: float) -> float:
+        return self.op_edge() + (1.0 - edge_fraction) * self.op_cloud()
+
+    def request(self, at_cloud: bool) -> dict:
+        """Modelled energy of one request, as every /v1/classify response reports it
+        (shared/src/energy.ts computes the same; test vectors carry these figures)."""
+        def part(edge: float, cloud: float, baseline: float) -> dict:
+            total = edge + (cloud if at_cloud else 0.0)
+            return {"edge": edge, "cloud": cloud if at_cloud else 0.0, "total": total,
+                    "fullPrecision": baseline, "saving": baseline / total}
+        return {"paper": part(self.paper_edge(), self.paper_cloud(), self.paper_baseline()),
+                "op45nm": part(self.op_edge(), self.op_cloud(), self.op_baseline())}
+
     def ratios(self, edge_fraction: float) -> dict:
         """Saving factor (baseline / hybrid) in both models at a given edge-exit fraction."""
-        cloud_share = 1.0 - edge_fraction
-        paper = self.paper_baseline() / (self.paper_edge() + cloud_share * self.paper_cloud())
-        op = self.op_baseline() / (self.op_edge() + cloud_share * self.op_cloud())
-        return {"paperEnergyRatio": paper, "opEnergyRatio": op}
+        return {"paperEnergyRatio": self.paper_baseline() / self.paper_total(edge_fraction),
+                "opEnergyRatio": self.op_baseline() / self.op_total(edge_fraction)}

@@ -47,3 +47,15 @@ def test_constants_come_from_the_shared_file():
     e = EnergyModel(counts_for(16, 1))
     assert e.mac_pj(32) == k["horowitz45nm"]["pj"]["fp32Mult"] + k["horowitz45nm"]["pj"]["fp32Add"]
     assert e.mac_pj(4) == k["horowitz45nm"]["pj"]["int8Mult"] + k["horowitz45nm"]["pj"]["int32Add"]
+
+
+@pytest.mark.parametrize("cut,bits", [(4, 2), (16, 1), (24, 4), (20, 32)])
+def test_part_counts_from_model_match_the_manual_construction(cut, bits):
+    model = SplitResNet(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits))
+    assert PartCounts.from_model(model) == counts_for(cut, bits)
+
+
+def test_totals_add_the_cloud_only_for_samples_that_stay():
+    e = EnergyModel(counts_for(24, 4))
+    assert e.paper_total(1.0) == pytest.approx(e.paper_edge())
+    assert e.op_total(0.25) == pytest.approx(e.op_edge() + 0.75 * e.op_cloud())
