@@ -36,6 +36,7 @@ class TrainConfig:
     init_from: str | None = None  # checkpoint: copy every matching tensor before training
     # data
     val_size: int = 5000
+    train_fraction: float = 1.0  # seeded share of the training split actually used (cheap sweeps)
     seed: int = 0
     # hardware
     device: str = "auto"  # auto | cpu | cuda

@@ -184,10 +184,21 @@ def train_one_epoch(model: nn.Module, loader: TensorLoader, opt: torch.optim.Opt
     return {"train_loss": total_loss / seen, "train_acc": total_correct / seen, "train_exit_acc": total_exit_correct / seen}
 
 
+def training_subset(train_idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded share of the training indices (budget sweeps on CPU). Validation is never
+    touched, so every fraction is judged on the same images."""
+    if fraction >= 1.0:
+        return train_idx
+    if fraction <= 0.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}")
+    keep = max(1, round(fraction * len(train_idx)))
+    return np.sort(np.random.default_rng([seed, 1]).choice(train_idx, keep, replace=False))
+
+
 def load_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
     full = load_source(cfg.data)
     train_idx, val_idx = train_val_split(len(full), cfg.val_size, cfg.seed)
-    return full.subset(train_idx), full.subset(val_idx)
+    return full.subset(training_subset(train_idx, cfg.train_fraction, cfg.seed)), full.subset(val_idx)
 
 
 def train(cfg: TrainConfig, resume: bool = True) -> Path:
@@ -234,8 +245,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     start_epoch, elapsed = 0, 0.0
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["config"] != cfg.to_dict():
-            changed = {k for k in cfg.to_dict() if ckpt["config"].get(k) != cfg.to_dict()[k]}
+        saved = {**TrainConfig().to_dict(), **ckpt["config"]}  # keys added since: their defaults
+        if saved != cfg.to_dict():
+            changed = {k for k in cfg.to_dict() if saved.get(k) != cfg.to_dict()[k]}
             harmless = {"max_epochs_this_run", "max_minutes", "device", "threads", "compile", "data", "time_budget_minutes"}
             if changed - harmless:
                 raise SystemExit(f"{ckpt_path} was made with a different config ({sorted(changed - harmless)}); "
