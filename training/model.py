@@ -292,6 +292,52 @@ def load_matching(model: nn.Module, state: dict[str, Tensor]) -> list[str]:
     return copied
 
 
+# BN names that play the same role in a full-precision and a quantized block (the BN before the
+# residual add); the others (bn1 after conv1 vs bn_in/bn_mid before the quantizers) do not.
+_BN_FP_TO_QUANT = {"bn2": "bn_out"}
+_BN_QUANT_TO_FP = {v: k for k, v in _BN_FP_TO_QUANT.items()}
+
+
+def _block_of(key: str, edge_blocks: int) -> tuple[int, str] | None:
+    """'edge.3.conv1.weight' -> (3, 'conv1.weight'); 'tail.0.x' -> (edge_blocks, 'x')."""
+    part, _, rest = key.partition(".")
+    if part not in ("edge", "tail"):
+        return None
+    index, _, name = rest.partition(".")
+    return (int(index) if part == "edge" else edge_blocks + int(index)), name
+
+
+def realign_blocks(state: dict[str, Tensor], src_cut: int, dst: ModelConfig) -> dict[str, Tensor]:
+    """Rename a checkpoint's block tensors so that each lands on the *same ResNet block* in a
+    model with another cut: block b is ``edge.b`` before the cut and ``tail.(b - cut/2)`` after.
+    Without this, ``load_matching`` would copy ``tail.0`` of a cut-16 model (block 8) into
+    ``tail.0`` of a cut-10 model (block 5) whenever the shapes agree. Convs and shortcuts keep
+    their names; between a full-precision and a quantized block only the BN before the residual
+    add is carried over. Tensors outside the blocks (stem, exit, head) pass unchanged."""
+    src_edge, dst_edge = src_cut // 2, dst.edge_blocks
+    quant_src = set()  # blocks that were quantized in the source (only those have bn_in)
+    for key in state:
+        hit = _block_of(key, src_edge)
+        if hit and hit[1].startswith("bn_in."):
+            quant_src.add(hit[0])
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        hit = _block_of(key, src_edge)
+        if hit is None:
+            out[key] = value
+            continue
+        block, name = hit
+        quant_dst = block < dst_edge and dst.quantized
+        layer, _, field = name.partition(".")
+        if block in quant_src and not quant_dst:
+            layer = _BN_QUANT_TO_FP.get(layer, layer)
+        elif block not in quant_src and quant_dst:
+            layer = _BN_FP_TO_QUANT.get(layer, layer)
+        prefix = f"edge.{block}" if block < dst_edge else f"tail.{block - dst_edge}"
+        out[f"{prefix}.{layer}.{field}"] = value
+    return out
+
+
 def describe(config: ModelConfig) -> str:
     return f"w{config.weight_bits}a{config.act_bits}-cut{config.cut}"
 

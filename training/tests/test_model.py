@@ -53,3 +53,17 @@ def test_exit_mask_is_strict_entropy_rule():
     h = entropy(uniform).item()
     assert abs(h - math.log(3)) < 1e-12
     assert exit_mask(uniform, h).item() is False  # strictly below
+
+
+def test_realign_blocks_lands_each_tensor_on_the_same_resnet_block():
+    from training.model import load_matching, realign_blocks
+
+    src = SplitResNet(ModelConfig(cut=16, weight_bits=32, act_bits=32))
+    for cut, bits in [(10, 1), (24, 4), (4, 32)]:
+        dst = SplitResNet(ModelConfig(cut=cut, weight_bits=bits, act_bits=bits))
+        load_matching(dst, realign_blocks(src.state_dict(), 16, dst.config))
+        blocks = list(dst.edge) + list(dst.tail)
+        for b, original in enumerate(list(src.edge) + list(src.tail)):
+            assert torch.equal(blocks[b].conv1.weight, original.conv1.weight)
+            bn = blocks[b].bn_out if bits < 32 and b < cut // 2 else blocks[b].bn2
+            assert torch.equal(bn.weight, original.bn2.weight)
