@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from .data import load_source, train_val_split
+from .energy import EnergyModel, PartCounts
 from .evaluate import normalise_u8, run_pair, sessions
 from .manifest import build_manifest, update_calibration, write_json
 from .model import SplitResNet
@@ -99,7 +100,9 @@ def test_vectors(folder: Path, manifest: dict) -> dict:
             "splitSum": float(out["split"].astype(np.float64).sum()),
             "logits": out["logits"][0].tolist(),
         })
+    energy = EnergyModel(PartCounts.from_manifest(manifest))
     return {"model": manifest["name"], "fingerprint": manifest["fingerprint"],
+            "energy": {"edgeExit": energy.request(at_cloud=False), "cloudExit": energy.request(at_cloud=True)},
             "note": "JPEG vectors: decoders may differ by a few levels; compare with a looser tolerance.", "vectors": vectors}
 
 

@@ -20,9 +20,14 @@ export const TestVector = z.object({
 });
 export type TestVector = z.infer<typeof TestVector>;
 
+const EnergyFigures = z.record(z.string(), z.number());
+/** training/energy.py's figures for one request answered at the edge / by the cloud */
+const RequestEnergyFigures = z.object({ paper: EnergyFigures, op45nm: EnergyFigures });
+
 export const TestVectors = z.object({
   model: z.string(),
   fingerprint: z.string(),
+  energy: z.object({ edgeExit: RequestEnergyFigures, cloudExit: RequestEnergyFigures }),
   vectors: z.array(TestVector).min(1),
 });
 export type TestVectors = z.infer<typeof TestVectors>;

@@ -134,6 +134,22 @@ describe("POST /v1/classify", () => {
     expect(cloud.exit).toMatchObject({ at: "cloud", mode: "cloud" });
   });
 
+  it("reports the request's modelled energy: the tail is charged only when the cloud answered", async () => {
+    const expected = vectors.energy;
+    const edge = await classifyOk({ query: { exit: "edge" } });
+    const cloud = await classifyOk({ query: { exit: "cloud" } });
+    for (const [r, key] of [[edge, "edgeExit"], [cloud, "cloudExit"]] as const) {
+      for (const m of ["paper", "op45nm"] as const) {
+        // the Python energy model's figures for the same model (written into the test vectors)
+        expect(r.energy[m].total).toBeCloseTo(expected[key][m]["total"]!, 3);
+        expect(r.energy[m].saving).toBeCloseTo(expected[key][m]["saving"]!, 9);
+      }
+    }
+    expect(edge.energy.paper.cloud).toBe(0);
+    expect(cloud.energy.paper.cloud).toBeGreaterThan(0);
+    expect(edge.energy.paper.saving).toBeGreaterThan(cloud.energy.paper.saving);
+  });
+
   it.each(["fp32", "fp16", "int8"] as const)("carries the split in %s when WIRE_PRECISION says so", async (precision) => {
     const r = await classifyOk({ query: { exit: "cloud" }, env: { WIRE_PRECISION: precision } });
     expect(r.wire).toEqual({ precision, bytes: encodedSize([1, ...model().split.shape], precision) });

@@ -89,3 +89,28 @@ def test_export_cli_writes_a_servable_folder(tmp_path, synthetic_folder, monkeyp
     edge = ort.InferenceSession(str(out / "edge.onnx"))
     e, _ = edge.run(None, {"image": x[None]})
     np.testing.assert_allclose(e[0], v["exitLogits"], atol=1e-5)
+
+
+def onnx_conv_macs(model: onnx.ModelProto) -> int:
+    """Conv MACs read off an exported graph: weight shape x output spatial size (shape inference)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in
+              list(inferred.graph.value_info) + list(inferred.graph.output)}
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    dq = {n.output[0]: inits[n.input[0]] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    total = 0
+    for n in model.graph.node:
+        if n.op_type == "Conv":
+            o, i, kh, kw = inits.get(n.input[1]) or dq[n.input[1]]
+            h, w = shapes[n.output[0]][2:]
+            total += o * i * kh * kw * h * w
+    return total
+
+
+@pytest.mark.parametrize("cut,bits", [(4, 1), (16, 1), (24, 4), (10, 32)])
+def test_mac_counts_match_the_exported_graphs(cut, bits):
+    from training.model import count_macs
+    model = randomised(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits))
+    c = count_macs(model)
+    assert onnx_conv_macs(build_edge(model)) == c.edge_quantized + c.edge_full_precision
+    assert onnx_conv_macs(build_cloud(model)) == c.cloud - c.cloud_fc

@@ -23,6 +23,25 @@ export type TopEntry = z.infer<typeof TopEntry>;
 export const WirePrecision = z.enum(["fp32", "fp16", "int8"]);
 export type WirePrecision = z.infer<typeof WirePrecision>;
 
+const EnergyPart = {
+  edge: z.number(),
+  /** 0 when the edge answered: the tail never ran */
+  cloud: z.number(),
+  total: z.number(),
+  /** the same image through the full-precision ResNet-32 without exits */
+  fullPrecision: z.number(),
+  /** fullPrecision / total */
+  saving: z.number(),
+};
+
+/** Modelled energy of this request (shared/src/energy.ts; constants in shared/energy.json). */
+export const RequestEnergy = z.object({
+  /** paper model: units of one full-precision MAC, a b-bit MAC costs b/32 */
+  paper: z.object({ unit: z.literal("fp32-mac"), ...EnergyPart }),
+  /** Horowitz 45 nm operation energies plus SRAM weight reads, picojoules */
+  op45nm: z.object({ unit: z.literal("pJ"), ...EnergyPart }),
+});
+
 /** 200 body of `POST /v1/classify`. */
 export const ClassifyResponse = z.object({
   model: z.object({ name: z.string(), version: z.string(), fingerprint: z.string() }),
@@ -45,6 +64,7 @@ export const ClassifyResponse = z.object({
   degradedReason: z.string().optional(),
   /** split activation bytes sent to the cloud and their precision, when the cloud was called */
   wire: z.object({ precision: WirePrecision, bytes: z.number().int() }).optional(),
+  energy: RequestEnergy,
   /**
    * Milliseconds. Inside workerd the clock only advances on I/O (Spectre mitigation), so edge
    * CPU phases read 0 there; `cloudMs` (a network hop) is real.

@@ -51,12 +51,19 @@ export const Manifest = z.looseObject({
     edgeQuantized: nonNegative,
     edgeFullPrecision: nonNegative,
     exitHead: nonNegative,
+    /** includes the final FC (`cloudFc`) */
+    cloud: nonNegative,
+    cloudFc: nonNegative,
+    fullPrecisionBaseline: nonNegative,
+  }),
+  /** parameter counts per part: the energy model charges their memory reads */
+  params: z.looseObject({
+    edgeQuantized: nonNegative,
+    edgeFullPrecision: nonNegative,
     cloud: nonNegative,
     fullPrecisionBaseline: nonNegative,
   }),
-  // Informational parts: serving only shows them, so they are checked loosely (counts by part
-  // name; a metric is null when undefined, e.g. cloudAccuracy when every sample exits at the edge).
-  params: z.record(z.string(), nonNegative),
+  // A validation metric is null when undefined, e.g. cloudAccuracy when every sample exits at the edge.
   validation: z
     .looseObject({
       images: z.number().int().nonnegative(),

@@ -1,5 +1,6 @@
 import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
+import { energyProfile, requestEnergy } from "../../../shared/src/energy.js";
 import { topK } from "../../../shared/src/entropy.js";
 import { preprocessImage } from "../../../shared/src/preprocess.js";
 import { ClassifyQuery, type ClassifyResponse } from "../../../shared/src/schemas/classify.js";
@@ -43,6 +44,7 @@ classify.post("/v1/classify", zValidator("query", ClassifyQuery, queryHook), asy
     degraded: r.degraded,
     ...(r.degradedReason !== undefined && { degradedReason: r.degradedReason }),
     ...(r.wire !== undefined && { wire: r.wire }),
+    energy: requestEnergy(energyProfile(manifest), at === "cloud"),
     timings: {
       decodeMs: t1 - t0,
       edgeMs: r.edgeMs,
