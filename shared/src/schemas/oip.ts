@@ -1,0 +1,111 @@
+/**
+ * The Open Inference Protocol (KServe "v2", also spoken by Triton and MLServer), REST/JSON
+ * binding, as far as Fogline serves it on the edge. Field names are the protocol's (snake_case);
+ * see kserve/open-inference-protocol `specification/protocol/inference_rest.md`.
+ */
+import { z } from "zod";
+import { ExitMode } from "./classify.js";
+
+/** `$parameter_value = $boolean | $number | $string`: parameters hold scalars only. */
+export const OipParameters = z.record(z.string(), z.union([z.boolean(), z.number(), z.string()]));
+export type OipParameters = z.infer<typeof OipParameters>;
+
+export const OipDatatype = z.enum(["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]);
+export type OipDatatype = z.infer<typeof OipDatatype>;
+
+/** `GET /v2`: server metadata. */
+export const OipServerMetadata = z.object({ name: z.string(), version: z.string(), extensions: z.array(z.string()) });
+export type OipServerMetadata = z.infer<typeof OipServerMetadata>;
+
+/** `GET /v2/health/live` */
+export const OipLive = z.object({ live: z.boolean() });
+export type OipLive = z.infer<typeof OipLive>;
+/** `GET /v2/health/ready` */
+export const OipReady = z.object({ ready: z.boolean() });
+export type OipReady = z.infer<typeof OipReady>;
+/** `GET /v2/models/{model}/ready` */
+export const OipModelReady = z.object({ name: z.string(), ready: z.boolean() });
+export type OipModelReady = z.infer<typeof OipModelReady>;
+
+export const OipTensorMetadata = z.object({
+  name: z.string(),
+  datatype: OipDatatype,
+  /** -1 marks a variable dimension (the batch) */
+  shape: z.array(z.number().int()),
+});
+
+/** `GET /v2/models/{model}`: model metadata. */
+export const OipModelMetadata = z.object({
+  name: z.string(),
+  versions: z.array(z.string()),
+  platform: z.string(),
+  inputs: z.array(OipTensorMetadata),
+  outputs: z.array(OipTensorMetadata),
+});
+export type OipModelMetadata = z.infer<typeof OipModelMetadata>;
+
+/** Fogline's request parameters; other scalar parameters are accepted and ignored. */
+export const OipInferParameters = z.looseObject({
+  /** entropy threshold for this request (default: the manifest's calibrated value) */
+  threshold: z.number().finite().nonnegative().optional(),
+  /** auto: exit per sample at the edge when entropy < threshold; edge / cloud: force the path */
+  exit: ExitMode.optional(),
+});
+
+export const OipRequestInput = z.object({
+  name: z.string(),
+  /** `[N, 3, H, W]` for FP32, `[N]` for BYTES */
+  shape: z.array(z.number().int().nonnegative()),
+  datatype: OipDatatype,
+  parameters: OipParameters.optional(),
+  /** row-major tensor contents, flat or nested; BYTES elements are base64 strings of PNG/JPEG files */
+  data: z.array(z.unknown()),
+});
+
+export const OipRequestOutput = z.object({
+  name: z.string(),
+  /** `classification: k` on `probabilities` returns the top k as "score:index:label" strings (Triton's classification extension) */
+  parameters: OipParameters.optional(),
+});
+
+/** `POST /v2/models/{model}/infer` body. */
+export const OipInferRequest = z.object({
+  id: z.string().optional(),
+  parameters: OipInferParameters.optional(),
+  inputs: z.array(OipRequestInput).length(1, "send exactly one input: an FP32 image tensor or a BYTES tensor of encoded images"),
+  /** default: every output */
+  outputs: z.array(OipRequestOutput).optional(),
+});
+export type OipInferRequest = z.infer<typeof OipInferRequest>;
+
+export const OipResponseOutput = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int().nonnegative()),
+  datatype: OipDatatype,
+  parameters: OipParameters.optional(),
+  data: z.array(z.union([z.number(), z.string()])),
+});
+
+/** 200 body of `POST /v2/models/{model}/infer`. */
+export const OipInferResponse = z.object({
+  model_name: z.string(),
+  model_version: z.string().optional(),
+  id: z.string().optional(),
+  /**
+   * Per request: `threshold`, `exit_mode`, `degraded` (+ `degraded_reason`), `edge_exits`. Per
+   * sample, comma-separated in batch order (parameter values are scalars): `exit_point`
+   * ("edge"/"cloud") and `entropy`. The `exit_point` and `entropy` outputs carry the same as tensors.
+   */
+  parameters: OipParameters.optional(),
+  outputs: z.array(OipResponseOutput),
+});
+export type OipInferResponse = z.infer<typeof OipInferResponse>;
+
+/** Tensor names of Fogline's OIP model (inputs follow the edge graph's input name). */
+export const OIP_NAMES = {
+  image: "image",
+  imageBytes: "image_bytes",
+  probabilities: "probabilities",
+  exitPoint: "exit_point",
+  entropy: "entropy",
+} as const;
