@@ -24,15 +24,15 @@ from .energy import EnergyModel, PartCounts
 from .evaluate import normalise_u8, run_pair, sessions
 from .manifest import build_manifest, update_calibration, write_json
 from .model import SplitResNet
-from .onnx_graph import build_cloud, build_edge
+from .onnx_graph import DEFAULT_INTEGER_CONVS, build_cloud, build_edge
 from .preprocess import preprocess
 from .train import load_checkpoint_model, predict
 from .data import TensorLoader, ImageSet
 
 
-def write_onnx(model: SplitResNet, folder: Path) -> None:
+def write_onnx(model: SplitResNet, folder: Path, integer_convs: bool = DEFAULT_INTEGER_CONVS) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(build_edge(model), folder / "edge.onnx")
+    onnx.save(build_edge(model, integer_convs), folder / "edge.onnx")
     onnx.save(build_cloud(model), folder / "cloud.onnx")
 
 
@@ -114,12 +114,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", help="training source: enables parity and calibration on the validation split")
     ap.add_argument("--goal", default="within=1.0", help="calibration goal (see training.calibrate)")
     ap.add_argument("--parity-images", type=int, default=5000)
+    ap.add_argument("--conv", choices=("integer", "float"), default="integer" if DEFAULT_INTEGER_CONVS else "float",
+                    help="quantized edge convs as exact ConvInteger (faster in onnxruntime-web) or float Conv over dequantized weights")
     args = ap.parse_args(argv)
 
     model, ckpt = load_checkpoint_model(args.checkpoint)
     cfg = ckpt["config"]
     folder = Path(args.out)
-    write_onnx(model, folder)
+    write_onnx(model, folder, args.conv == "integer")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%MZ")
     mc = model.config
     training = {"config": cfg, "epochs": ckpt["epoch"], "device": ckpt["device"], "wallSeconds": round(ckpt["elapsed_seconds"], 1),

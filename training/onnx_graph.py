@@ -35,7 +35,8 @@ def bn_affine(bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarr
 
 
 class GraphBuilder:
-    def __init__(self) -> None:
+    def __init__(self, integer_convs: bool = False) -> None:
+        self.integer_convs = integer_convs
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.count = 0
@@ -92,6 +93,43 @@ class GraphBuilder:
         c = self.node("Mul", [c, self.init(f"{name}.two_over_n", f32(np.array(2.0 / n)))], name)
         return self.node("Sub", [c, f"{name}.one"], name)
 
+    def affine_act_u8(self, x: str, name: str, s: np.ndarray, t: np.ndarray, bits: int) -> str:
+        """quant_act(x * s + t) as a uint8 level for ConvInteger: q = 2L for level L in 0..n
+        (n = 2^bits - 1), so that q - n = 2L - n = n * value, value = (2L - n)/n in [-1, 1]
+        (1 bit: q is 0 or 2 and q - 1 = sign). For 1 bit the BN shift moves into the comparison:
+        fl(x*s + t) >= 0 exactly when fl(x*s) >= -t (round-to-nearest keeps the sign of a sum
+        and gives 0 only for an exact 0), so this is the float graph's decision, one op cheaper."""
+        shape = (1, -1, 1, 1)
+        if bits == 1:
+            y = self.node("Mul", [x, self.init(f"{name}.scale", f32(s.reshape(shape)))], name)
+            ge = self.node("GreaterOrEqual", [y, self.init(f"{name}.neg_shift", -f32(t.reshape(shape)))], name)
+            return self.node("Where", [ge, self.init(f"{name}.two_u8", np.array(2, np.uint8)), self.init(f"{name}.zero_u8", np.array(0, np.uint8))], name)
+        x = self.affine(x, name, s, t)
+        n = float(levels(bits) - 1)
+        c = self.node("Clip", [x, self.init(f"{name}.lo", f32(-np.ones(()))), self.init(f"{name}.hi", f32(np.ones(())))], name)
+        c = self.node("Add", [c, self.init(f"{name}.one", f32(np.ones(())))], name)
+        c = self.node("Mul", [c, self.init(f"{name}.half_n", f32(np.array(n / 2.0)))], name)
+        c = self.node("Round", [c], name)
+        c = self.node("Mul", [c, self.init(f"{name}.two", f32(np.array(2.0)))], name)
+        return self.node("Cast", [c], name, to=TensorProto.UINT8)
+
+    def int_conv(self, x_u8: str, name: str, act_bits: int, codes: np.ndarray, scale: np.ndarray, stride: int, pad: int) -> str:
+        """Exact integer conv, no bias: ConvInteger over uint8 activation levels and uint8 weight
+        codes, both with a zero point, so sum (x - zx)(w - zw) = sum (n * value) * code in int32
+        (exact; padding takes the zero point, i.e. contributes 0 like the float conv's zeros),
+        then DequantizeLinear(int32, per-filter scale), i.e. Cast and Mul in one op.
+        uint8 on both sides: onnxruntime's WASM build has a fast U8U8 kernel (U8S8 measured 6x
+        slower), and its ConvInteger takes only a scalar weight zero point, which odd codes in
+        [-(2^k-1), 2^k-1] shifted by 2^k-1 satisfy."""
+        n_act = levels(act_bits) - 1
+        zw = max(int(np.abs(codes).max()), 1)
+        wq = self.init(f"{name}.weight_u8", (codes.astype(np.int32) + zw).astype(np.uint8))
+        xz = self.init(f"{name}.x_zero", np.array(n_act, np.uint8))
+        wz = self.init(f"{name}.w_zero", np.array(zw, np.uint8))
+        k = codes.shape[2]
+        acc = self.node("ConvInteger", [x_u8, wq, xz, wz], name, kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4)
+        return self.node("DequantizeLinear", [acc, self.init(f"{name}.scale", f32(scale / n_act))], name, axis=1)
+
     def relu(self, x: str) -> str:
         return self.node("Relu", [x], "relu")
 
@@ -116,6 +154,11 @@ def basic_block(g: GraphBuilder, x: str, name: str, b: BasicBlock) -> str:
     return g.relu(g.add(out, shortcut(g, x, name, b.shortcut)))
 
 
+def integer_path(b: QuantBlock, g: GraphBuilder) -> bool:
+    """ConvInteger is exact where both activation levels and weight codes fit uint8 with a zero point."""
+    return g.integer_convs and b.act_bits <= INT8_MAX_BITS and b.weight_bits <= INT8_MAX_BITS
+
+
 def quant_conv(g: GraphBuilder, x: str, name: str, conv: nn.Conv2d, bits: int,
                out_affine: tuple[np.ndarray, np.ndarray] | None) -> str:
     """Quantized-weight conv; a following BN (out_affine) folds into the per-filter scale."""
@@ -136,6 +179,8 @@ def quant_conv(g: GraphBuilder, x: str, name: str, conv: nn.Conv2d, bits: int,
 
 
 def quant_block(g: GraphBuilder, x: str, name: str, b: QuantBlock) -> str:
+    if integer_path(b, g):
+        return int_quant_block(g, x, name, b)
     out = g.affine(x, f"{name}.bn_in", *bn_affine(b.bn_in))
     out = g.quant_act(out, f"{name}.act1", b.act_bits)
     out = g.relu(quant_conv(g, out, f"{name}.conv1", b.conv1, b.weight_bits, None))
@@ -143,6 +188,29 @@ def quant_block(g: GraphBuilder, x: str, name: str, b: QuantBlock) -> str:
     out = g.quant_act(out, f"{name}.act2", b.act_bits)
     out = quant_conv(g, out, f"{name}.conv2", b.conv2, b.weight_bits, bn_affine(b.bn_out))
     return g.relu(g.add(out, shortcut(g, x, name, b.shortcut)))
+
+
+def int_quant_block(g: GraphBuilder, x: str, name: str, b: QuantBlock) -> str:
+    """The same block with ConvInteger (see GraphBuilder.int_conv): BN -> q as uint8 levels ->
+    ConvInteger -> per-filter scale -> ReLU -> BN -> q -> ConvInteger -> scale (bn_out folded)
+    -> + bn_out shift + shortcut -> ReLU. A projection shortcut absorbs the bn_out shift in its bias."""
+    c1, c2 = b.conv1, b.conv2
+    codes1, scale1 = (a.numpy() for a in weight_codes(c1.weight.detach(), b.weight_bits))
+    codes2, scale2 = (a.numpy() for a in weight_codes(c2.weight.detach(), b.weight_bits))
+    s_out, t_out = bn_affine(b.bn_out)
+    q = g.affine_act_u8(x, f"{name}.bn_in", *bn_affine(b.bn_in), b.act_bits)
+    out = g.relu(g.int_conv(q, f"{name}.conv1", b.act_bits, codes1, scale1.astype(np.float64), c1.stride[0], c1.padding[0]))
+    q = g.affine_act_u8(out, f"{name}.bn_mid", *bn_affine(b.bn_mid), b.act_bits)
+    out = g.int_conv(q, f"{name}.conv2", b.act_bits, codes2, scale2.astype(np.float64) * s_out, c2.stride[0], c2.padding[0])
+    sc = b.shortcut
+    if sc.project:
+        s, t = bn_affine(sc.bn)
+        w = sc.conv.weight.detach().double().numpy() * s[:, None, None, None]
+        short = g.conv(x, f"{name}.shortcut", w, t + t_out, sc.conv.stride[0], sc.conv.padding[0])
+    else:
+        out = g.node("Add", [out, g.init(f"{name}.conv2.shift", f32(t_out.reshape(1, -1, 1, 1)))], f"{name}.conv2")
+        short = x
+    return g.relu(g.add(out, short))
 
 
 def block(g: GraphBuilder, x: str, name: str, b: nn.Module) -> str:
@@ -161,8 +229,14 @@ def tensor_info(name: str, shape: list) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
-def build_edge(model: SplitResNet) -> onnx.ModelProto:
-    g = GraphBuilder()
+# Quantized edge convs as exact ConvInteger (uint8 levels x uint8 codes, int32 sums) rather than
+# float Conv over DequantizeLinear'd weights: onnxruntime-web's edge graph of the cut-16 W1A1
+# model ran in ~0.7x the time (docs/performance.md). `export --conv float` goes back.
+DEFAULT_INTEGER_CONVS = True
+
+
+def build_edge(model: SplitResNet, integer_convs: bool = DEFAULT_INTEGER_CONVS) -> onnx.ModelProto:
+    g = GraphBuilder(integer_convs)
     x = g.relu(conv_bn(g, "image", "stem.conv", model.stem.conv, model.stem.bn))
     for i, b in enumerate(model.edge):
         x = block(g, x, f"edge.{i}", b)

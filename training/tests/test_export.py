@@ -18,13 +18,14 @@ from training.preprocess import preprocess
 from .conftest import randomised
 
 
+@pytest.mark.parametrize("integer", [True, False], ids=["convinteger", "float"])
 @pytest.mark.parametrize("cut,bits", [(16, 1), (24, 4), (10, 2), (4, 8), (20, 32)])
-def test_onnx_pair_matches_pytorch(cut, bits):
+def test_onnx_pair_matches_pytorch(cut, bits, integer):
     model = randomised(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits))
     x = torch.randn(32, 3, 32, 32)
     with torch.no_grad():
         e, s, l = model(x)
-    edge = ort.InferenceSession(build_edge(model).SerializeToString())
+    edge = ort.InferenceSession(build_edge(model, integer).SerializeToString())
     cloud = ort.InferenceSession(build_cloud(model).SerializeToString())
     oe, os_ = edge.run(None, {"image": x.numpy()})
     (ol,) = cloud.run(None, {"split": s.numpy()})  # the tail on PyTorch's own split: no edge flips
@@ -37,11 +38,35 @@ def test_onnx_pair_matches_pytorch(cut, bits):
 
 def test_quantized_weights_ship_as_int8_codes():
     model = randomised(ModelConfig(cut=16, weight_bits=1, act_bits=1))
-    g = build_edge(model)
+    g = build_edge(model, integer_convs=False)
     int8 = [t for t in g.graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("weight_codes")]
     assert len(int8) == 16
     codes = onnx.numpy_helper.to_array(int8[0])
     assert set(np.unique(codes).tolist()) <= {-1, 1}
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_integer_edge_runs_every_quantized_conv_as_convinteger(bits):
+    model = randomised(ModelConfig(cut=16, weight_bits=bits, act_bits=bits))
+    g = build_edge(model, integer_convs=True)
+    ops = [n.op_type for n in g.graph.node]
+    assert ops.count("ConvInteger") == 16 and ops.count("Conv") == 2  # stem + one projection shortcut
+    u8 = {t.name: onnx.numpy_helper.to_array(t) for t in g.graph.initializer if t.name.endswith("weight_u8")}
+    assert len(u8) == 16 and all(w.dtype == np.uint8 for w in u8.values())
+    zero = {t.name: int(onnx.numpy_helper.to_array(t)) for t in g.graph.initializer if t.name.endswith("w_zero")}
+    n = 2**bits - 1  # codes are odd integers in [-n, n], shifted by the zero point n
+    assert set(zero.values()) <= set(range(1, n + 1))
+    assert all(w.max() <= 2 * n for w in u8.values())
+
+
+def test_integer_edge_split_is_bitwise_close_to_float_edge():
+    """Both forms of the W1A1 edge compute the same quantized network; they may differ only by float rounding."""
+    model = randomised(ModelConfig(cut=16, weight_bits=1, act_bits=1), seed=3)
+    x = torch.randn(64, 3, 32, 32).numpy()
+    a = ort.InferenceSession(build_edge(model, True).SerializeToString()).run(None, {"image": x})
+    b = ort.InferenceSession(build_edge(model, False).SerializeToString()).run(None, {"image": x})
+    for p, q in zip(a, b):
+        np.testing.assert_allclose(p, q, atol=1e-4)
 
 
 def test_calibration_picks_most_edge_exits_within_tolerance():
@@ -97,10 +122,10 @@ def onnx_conv_macs(model: onnx.ModelProto) -> int:
     shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in
               list(inferred.graph.value_info) + list(inferred.graph.output)}
     inits = {t.name: list(t.dims) for t in model.graph.initializer}
-    dq = {n.output[0]: inits[n.input[0]] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    dq = {n.output[0]: inits[n.input[0]] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits}
     total = 0
     for n in model.graph.node:
-        if n.op_type == "Conv":
+        if n.op_type in ("Conv", "ConvInteger"):
             o, i, kh, kw = inits.get(n.input[1]) or dq[n.input[1]]
             h, w = shapes[n.output[0]][2:]
             total += o * i * kh * kw * h * w
@@ -112,5 +137,6 @@ def test_mac_counts_match_the_exported_graphs(cut, bits):
     from training.model import count_macs
     model = randomised(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits))
     c = count_macs(model)
-    assert onnx_conv_macs(build_edge(model)) == c.edge_quantized + c.edge_full_precision
+    assert onnx_conv_macs(build_edge(model, True)) == c.edge_quantized + c.edge_full_precision
+    assert onnx_conv_macs(build_edge(model, False)) == c.edge_quantized + c.edge_full_precision
     assert onnx_conv_macs(build_cloud(model)) == c.cloud - c.cloud_fc
