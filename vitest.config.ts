@@ -21,6 +21,8 @@ export default defineConfig({
               bindings: {
                 CLOUD_URL: `http://127.0.0.1:${inject("cloudPort")}`,
                 FOGLINE_HMAC_SECRET: inject("hmacSecret"),
+                // access lines of thousands of test requests would bury the failures
+                LOG_LEVEL: "warn",
               },
             },
           })),

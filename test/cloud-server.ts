@@ -13,37 +13,59 @@ const ROOT = resolve(import.meta.dirname, "..");
 
 export interface RunningCloud {
   port: number;
+  /** SIGTERM, and wait for the exit */
   close(): Promise<void>;
+  /** SIGKILL, as a crash or an OOM kill would: no clean shutdown */
+  kill(): Promise<void>;
+  /** everything the process printed so far */
+  log(): string;
 }
 
-export function startCloud(modelsDir: string, secret = TEST_SECRET): Promise<RunningCloud> {
+export interface CloudProcessOptions {
+  secret?: string;
+  /** 0 (default) picks a free port */
+  port?: number;
+  /** extra environment, e.g. FOGLINE_LOG_LEVEL */
+  env?: Record<string, string>;
+}
+
+export function startCloud(modelsDir: string, opts: CloudProcessOptions = {}): Promise<RunningCloud> {
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "cloud/src/server.ts"], {
     cwd: ROOT,
-    env: { ...process.env, FOGLINE_MODELS_DIR: modelsDir, FOGLINE_HMAC_SECRET: secret, FOGLINE_CLOUD_PORT: "0", FOGLINE_CLOUD_HOST: "127.0.0.1" },
+    env: {
+      ...process.env,
+      FOGLINE_LOG_LEVEL: "warn",
+      ...opts.env,
+      FOGLINE_MODELS_DIR: modelsDir,
+      FOGLINE_HMAC_SECRET: opts.secret ?? TEST_SECRET,
+      FOGLINE_CLOUD_PORT: String(opts.port ?? 0),
+      FOGLINE_CLOUD_HOST: "127.0.0.1",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const stop = (signal: NodeJS.Signals) => () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  };
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => reject(new Error(`cloud did not start in 60 s:\n${log}`)), 60_000);
+    let started = false;
     const onData = (chunk: Buffer) => {
       log += chunk.toString();
       const m = /listening on http:\/\/[^:]+:(\d+)/.exec(log);
-      if (m) {
+      if (m && !started) {
+        started = true;
         clearTimeout(timer);
-        const close = () =>
-          new Promise<void>((r) => {
-            if (child.exitCode !== null) return r();
-            child.once("exit", () => r());
-            child.kill("SIGTERM");
-          });
-        resolvePromise({ port: Number(m[1]), close });
+        resolvePromise({ port: Number(m[1]), close: stop("SIGTERM"), kill: stop("SIGKILL"), log: () => log });
       }
     };
     child.stdout!.on("data", onData);
     child.stderr!.on("data", onData);
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`cloud exited with ${code}:\n${log}`));
+      if (!started) reject(new Error(`cloud exited with ${code}:\n${log}`));
     });
   });
 }

@@ -5,6 +5,12 @@ declare module "vitest" {
     mismatchedCloudPort: number;
     closedPort: number;
     hmacSecret: string;
+    /** test/outage.ts: stopwatch and kill/start control */
+    controlPort: number;
+    /** test/outage.ts: /delay/<ms>/ in front of the healthy cloud */
+    slowCloudPort: number;
+    /** test/outage.ts: a cloud the tests kill and restart */
+    killableCloudPort: number;
   }
 }
 

@@ -1,16 +1,39 @@
 import { Hono } from "hono";
 import { DEFAULT_MAX_SKEW_S } from "../../shared/src/hmac.js";
-import { notFound, onError, requestId } from "../../shared/src/http.js";
+import { metricsHandler, notFound, observe, onError, requestId } from "../../shared/src/http.js";
+import { createLogger } from "../../shared/src/log.js";
+import { Registry } from "../../shared/src/metrics.js";
+import { ReplayGuard } from "../../shared/src/replay.js";
 import { summarize } from "../../shared/src/schemas/manifest.js";
 import type { HealthResponse, ModelsResponse } from "../../shared/src/schemas/models.js";
-import type { CloudEnv, CloudOptions } from "./env.js";
+import { DEFAULT_MAX_BATCH, DEFAULT_REPLAY_CACHE_SIZE } from "./config.js";
+import type { CloudEnv, CloudOptions, CloudState } from "./env.js";
+import { cloudMetrics } from "./metrics.js";
 import { tail } from "./routes/tail.js";
 
-/** The cloud half: stateless, so any number of these can sit behind a load balancer. */
-export function createCloudApp(options: Pick<CloudOptions, "models" | "secret"> & Partial<CloudOptions>): Hono<CloudEnv> {
-  const cloud: CloudOptions = { maxSkewS: DEFAULT_MAX_SKEW_S, maxBatch: 64, now: Date.now, ...options };
+export type CloudAppOptions = Pick<CloudOptions, "models" | "secret"> & Partial<CloudOptions> & { registry?: Registry };
+
+/**
+ * The cloud half. Stateless apart from this instance's replay cache and metrics, so any number
+ * of these can sit behind a load balancer (see docs/reliability.md for what per-instance means).
+ */
+export function createCloudApp(options: CloudAppOptions): Hono<CloudEnv> {
+  const { registry = new Registry(), ...rest } = options;
+  const opts: CloudOptions = {
+    maxSkewS: DEFAULT_MAX_SKEW_S,
+    maxBatch: DEFAULT_MAX_BATCH,
+    replayCacheSize: DEFAULT_REPLAY_CACHE_SIZE,
+    logLevel: "info",
+    now: Date.now,
+    ...rest,
+  };
+  const replay = new ReplayGuard(opts.maxSkewS, opts.replayCacheSize);
+  const cloud: CloudState = { ...opts, replay, metrics: cloudMetrics(registry, replay), logger: createLogger("cloud", opts.logLevel) };
+  const logger = () => cloud.logger;
+
   const app = new Hono<CloudEnv>();
   app.use(requestId());
+  app.use(observe(cloud.metrics.http, logger));
   app.use(async (c, next) => {
     c.set("cloud", cloud);
     await next();
@@ -27,8 +50,9 @@ export function createCloudApp(options: Pick<CloudOptions, "models" | "secret"> 
     const body: ModelsResponse = { models: [...cloud.models.values()].map((m) => summarize(m.manifest)) };
     return c.json(body);
   });
+  app.get("/metrics", metricsHandler(registry, () => cloud.metricsToken));
   app.route("/", tail);
   app.notFound(notFound);
-  app.onError(onError("cloud"));
+  app.onError(onError("cloud", logger));
   return app;
 }

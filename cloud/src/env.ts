@@ -1,15 +1,32 @@
+import type { LogLevel, Logger } from "../../shared/src/log.js";
+import type { RequestVars } from "../../shared/src/http.js";
+import type { ReplayGuard } from "../../shared/src/replay.js";
+import type { CloudMetrics } from "./metrics.js";
 import type { CloudModel } from "./models.js";
 
 export interface CloudOptions {
   models: Map<string, CloudModel>;
   /** FOGLINE_HMAC_SECRET: the key edge->cloud calls are signed with */
   secret: string;
-  /** replay window for signature timestamps, seconds */
+  /** replay window for signature timestamps, seconds (FOGLINE_MAX_SKEW_S) */
   maxSkewS: number;
-  /** largest batch accepted in one tail call */
+  /** largest batch accepted in one tail call (FOGLINE_MAX_BATCH) */
   maxBatch: number;
+  /** signatures remembered for replay protection (FOGLINE_REPLAY_CACHE_SIZE) */
+  replayCacheSize: number;
+  /** FOGLINE_LOG_LEVEL */
+  logLevel: LogLevel;
+  /** FOGLINE_METRICS_TOKEN: when set, GET /metrics needs it as a bearer token */
+  metricsToken?: string;
   /** clock in ms (tests move it) */
   now: () => number;
 }
 
-export type CloudEnv = { Variables: { requestId: string; cloud: CloudOptions } };
+/** What a request handler sees: the options plus the per-app state built from them. */
+export interface CloudState extends CloudOptions {
+  replay: ReplayGuard;
+  metrics: CloudMetrics;
+  logger: Logger;
+}
+
+export type CloudEnv = { Variables: RequestVars & { cloud: CloudState } };

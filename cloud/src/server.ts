@@ -1,30 +1,64 @@
 /**
- * Starts the cloud half on Node: `tsx cloud/src/server.ts`. Configuration by environment:
- *   FOGLINE_HMAC_SECRET   required, the same key the edge signs with
- *   FOGLINE_CLOUD_PORT    default 8788 (PORT also honoured, for PaaS hosts)
- *   FOGLINE_CLOUD_HOST    default 127.0.0.1 (0.0.0.0 in a container)
- *   FOGLINE_MODELS_DIR    default models/
- *   FOGLINE_ORT_THREADS   onnxruntime intra-op threads, default 1
+ * Starts the cloud half on Node: `tsx cloud/src/server.ts`. Configuration by environment
+ * (cloud/src/config.ts; README "Configuration"):
+ *   FOGLINE_HMAC_SECRET        required, the same key the edge signs with
+ *   FOGLINE_CLOUD_PORT         default 8788 (PORT also honoured, for PaaS hosts)
+ *   FOGLINE_CLOUD_HOST         default 127.0.0.1 (0.0.0.0 in a container)
+ *   FOGLINE_MODELS_DIR         default models/
+ *   FOGLINE_ORT_THREADS        onnxruntime intra-op threads, default 1
+ *   FOGLINE_MAX_SKEW_S         signature window, default 60
+ *   FOGLINE_REPLAY_CACHE_SIZE  signatures remembered against replays, default 100000
+ *   FOGLINE_MAX_BATCH          largest batch per tail call, default 64
+ *   FOGLINE_LOG_LEVEL          debug | info | warn | error | silent, default info
+ *   FOGLINE_METRICS_TOKEN      when set, GET /metrics needs "Authorization: Bearer <token>"
  */
 import { serve } from "@hono/node-server";
 import { resolve } from "node:path";
-import { MIN_SECRET_LENGTH } from "../../shared/src/hmac.js";
+import { createLogger } from "../../shared/src/log.js";
+import { Registry } from "../../shared/src/metrics.js";
 import { createCloudApp } from "./app.js";
+import { cloudConfigFromEnv, type CloudConfig } from "./config.js";
 import { loadModels } from "./models.js";
 
-const secret = process.env.FOGLINE_HMAC_SECRET ?? "";
-if (secret.length < MIN_SECRET_LENGTH) {
-  console.error(`FOGLINE_HMAC_SECRET must be set to at least ${MIN_SECRET_LENGTH} characters (npm start generates one into .dev.vars)`);
+let config: CloudConfig;
+try {
+  config = cloudConfigFromEnv(process.env);
+} catch (e) {
+  console.error((e as Error).message);
   process.exit(1);
 }
-const port = Number(process.env.FOGLINE_CLOUD_PORT ?? process.env.PORT ?? 8788);
-const hostname = process.env.FOGLINE_CLOUD_HOST ?? "127.0.0.1";
-const dir = resolve(process.env.FOGLINE_MODELS_DIR ?? "models");
+const { port, host, modelsDir, ortThreads, ...options } = config;
+const logger = createLogger("cloud", config.logLevel);
+const registry = new Registry();
 
-const models = await loadModels(dir, Number(process.env.FOGLINE_ORT_THREADS ?? 1));
-const server = serve({ fetch: createCloudApp({ models, secret }).fetch, port, hostname }, (info) => {
+let models;
+try {
+  models = await loadModels(resolve(modelsDir), ortThreads);
+} catch (e) {
+  console.error(`cannot load the models: ${(e as Error).message}`);
+  process.exit(1);
+}
+const app = createCloudApp({ ...options, models, registry });
+const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
   // the test harness and scripts/start.mjs read this line (port 0 picks a free port)
-  console.log(`fogline cloud listening on http://${hostname}:${info.port} (models: ${[...models.keys()].join(", ")})`);
+  console.log(`fogline cloud listening on http://${host}:${info.port} (models: ${[...models.keys()].join(", ")})`);
+});
+server.once("error", (e) => {
+  // e.g. the port is taken: nothing to serve, so stop rather than linger
+  console.error(`cannot listen on ${host}:${port}: ${e.message}`);
+  process.exit(1);
+});
+
+// A request's errors end in app.onError; anything that escapes a request must not take the
+// process (and every other in-flight request) down with it: log it, count it, keep serving.
+const escaped = registry.counter("fogline_uncaught_errors_total", "Errors that escaped every handler (logged; the process keeps serving).", ["kind"]);
+process.on("unhandledRejection", (reason) => {
+  escaped.inc({ kind: "unhandledRejection" });
+  logger.log("error", "unhandled rejection", { error: String(reason), stack: (reason as Error)?.stack });
+});
+process.on("uncaughtException", (err) => {
+  escaped.inc({ kind: "uncaughtException" });
+  logger.log("error", "uncaught exception", { error: String(err), stack: err?.stack });
 });
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   // uploads (edge)
   unsupported_media_type: 415,
   empty_body: 400,
+  body_incomplete: 400,
   payload_too_large: 413,
   missing_image_field: 400,
   invalid_multipart: 400,
@@ -28,6 +29,7 @@ export const ERROR_CODES = {
   unauthorized: 401,
   invalid_payload: 400,
   cloud_unavailable: 503,
+  overloaded: 503,
   internal_error: 500,
 } as const;
 

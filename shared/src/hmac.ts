@@ -1,18 +1,21 @@
 /**
  * HMAC-SHA256 signatures of edge->cloud calls (Web Crypto, so both workerd and Node run it).
  *
- * The signed message binds the body to the model fingerprint and a timestamp:
- *   "fogline-tail-v1\n" + fingerprint + "\n" + timestamp + "\n" + body bytes
- * The cloud recomputes it, compares in constant time and rejects timestamps outside a replay
- * window (stale or from the future), so a captured call cannot be replayed later or retargeted
- * at another model version.
+ * The signed message binds the body to the model fingerprint, a timestamp and a nonce:
+ *   "fogline-tail-v2\n" + fingerprint + "\n" + timestamp + "\n" + nonce + "\n" + body bytes
+ * The cloud recomputes it and compares in constant time, rejects timestamps outside a window
+ * (stale or from the future), and remembers the signatures it accepted within that window
+ * (replay.ts), so a captured call can be neither replayed nor retargeted at another model
+ * version. The random nonce makes two honest calls with the same activation in the same second
+ * sign differently, so only a real replay repeats a signature.
  */
 import { bytesToHex, hexToBytes } from "./hex.js";
 
-const PREFIX = new TextEncoder().encode("fogline-tail-v1\n");
+const PREFIX = new TextEncoder().encode("fogline-tail-v2\n");
 export const DEFAULT_MAX_SKEW_S = 60;
 /** Shortest secret accepted: 128 bits of hex. `npm start` generates 256. */
 export const MIN_SECRET_LENGTH = 32;
+const NONCE = /^[0-9a-f]{32}$/;
 
 const keyCache = new Map<string, Promise<CryptoKey>>();
 
@@ -28,8 +31,21 @@ function importKey(secret: string): Promise<CryptoKey> {
   return key;
 }
 
-function message(fingerprint: string, timestamp: string, body: Uint8Array): Uint8Array<ArrayBuffer> {
-  const head = new TextEncoder().encode(`${fingerprint}\n${timestamp}\n`);
+/** 128 random bits, hex. */
+export function newNonce(): string {
+  return bytesToHex(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+export interface SignedFields {
+  fingerprint: string;
+  /** Unix seconds, decimal */
+  timestamp: string;
+  /** 32 lowercase hex characters (newNonce) */
+  nonce: string;
+}
+
+function message({ fingerprint, timestamp, nonce }: SignedFields, body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const head = new TextEncoder().encode(`${fingerprint}\n${timestamp}\n${nonce}\n`);
   const out = new Uint8Array(PREFIX.length + head.length + body.length);
   out.set(PREFIX, 0);
   out.set(head, PREFIX.length);
@@ -37,28 +53,38 @@ function message(fingerprint: string, timestamp: string, body: Uint8Array): Uint
   return out;
 }
 
-export async function sign(secret: string, fingerprint: string, timestamp: string, body: Uint8Array): Promise<string> {
+export async function sign(secret: string, fields: SignedFields, body: Uint8Array): Promise<string> {
   const key = await importKey(secret);
-  const mac = await crypto.subtle.sign("HMAC", key, message(fingerprint, timestamp, body));
+  const mac = await crypto.subtle.sign("HMAC", key, message(fields, body));
   return bytesToHex(new Uint8Array(mac));
 }
 
-export type VerifyResult = { ok: true } | { ok: false; reason: "missing" | "malformed" | "stale" | "invalid" };
+export type VerifyFailure = "missing" | "malformed" | "stale" | "invalid";
+export type VerifyResult = { ok: true } | { ok: false; reason: VerifyFailure };
+
+export interface SignatureHeaders {
+  fingerprint: string | null | undefined;
+  timestamp: string | null | undefined;
+  nonce: string | null | undefined;
+  signature: string | null | undefined;
+}
 
 export async function verify(
   secret: string,
-  fingerprint: string | null | undefined,
-  timestamp: string | null | undefined,
-  signature: string | null | undefined,
+  h: SignatureHeaders,
   body: Uint8Array,
   nowS: number = Math.floor(Date.now() / 1000),
   maxSkewS: number = DEFAULT_MAX_SKEW_S,
 ): Promise<VerifyResult> {
-  if (!fingerprint || !timestamp || !signature) return { ok: false, reason: "missing" };
-  if (!/^\d{1,12}$/.test(timestamp) || !/^[0-9a-f]{64}$/.test(signature)) return { ok: false, reason: "malformed" };
+  const { fingerprint, timestamp, nonce, signature } = h;
+  if (!fingerprint || !timestamp || !nonce || !signature) return { ok: false, reason: "missing" };
+  const hex64 = /^[0-9a-f]{64}$/;
+  if (!hex64.test(fingerprint) || !/^\d{1,12}$/.test(timestamp) || !NONCE.test(nonce) || !hex64.test(signature)) {
+    return { ok: false, reason: "malformed" };
+  }
   if (Math.abs(nowS - Number(timestamp)) > maxSkewS) return { ok: false, reason: "stale" };
   const key = await importKey(secret);
   // crypto.subtle.verify compares in constant time
-  const good = await crypto.subtle.verify("HMAC", key, hexToBytes(signature), message(fingerprint, timestamp, body));
+  const good = await crypto.subtle.verify("HMAC", key, hexToBytes(signature), message({ fingerprint, timestamp, nonce }, body));
   return good ? { ok: true } : { ok: false, reason: "invalid" };
 }

@@ -4,6 +4,7 @@
  * magic bytes, and the pixel count is read from the header and capped before decoding.
  */
 import { convertIndexedToRgb, decode as decodePng } from "fast-png";
+import { Unzlib } from "fflate";
 import jpeg from "jpeg-js";
 import { ApiError } from "./errors.js";
 
@@ -71,6 +72,10 @@ export function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): RgbIm
   if (width * height > maxPixels) {
     throw new ApiError("image_too_large", `${width}x${height} is more than the ${maxPixels} pixels allowed`);
   }
+  // a header may lie in both directions: refuse files too small to hold the image it claims
+  // (the decoders would allocate for the claim first), and PNGs that inflate beyond it (a bomb)
+  if (format === "png") checkPngSize(bytes, width, height);
+  else checkJpegSize(bytes, width, height);
   try {
     const img = format === "png" ? pngToRgb(bytes) : jpegToRgb(bytes, maxPixels);
     if (img.width !== width || img.height !== height) throw new Error("decoded size differs from the header");
@@ -127,4 +132,74 @@ function jpegToRgb(bytes: Uint8Array, maxPixels: number): RgbImage {
     maxMemoryUsageInMB: 1024,
   });
   return { width: img.width, height: img.height, data: img.data };
+}
+
+/** DEFLATE cannot do better than 1032:1 (a 258-byte match in 2 bits, RFC 1951). */
+const DEFLATE_MAX_RATIO = 1032;
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+] as const;
+
+/** Bytes the PNG's zlib stream inflates to: each scanline, plus its filter byte (PNG spec 7.2, 8.2). */
+export function pngRawSize(width: number, height: number, bitsPerPixel: number, interlaced: boolean): number {
+  const rows = (w: number, h: number) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * bitsPerPixel) / 8)) : 0);
+  if (!interlaced) return rows(width, height);
+  let total = 0;
+  for (const [x0, y0, dx, dy] of ADAM7) total += rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy));
+  return total;
+}
+
+function checkPngSize(bytes: Uint8Array, width: number, height: number): void {
+  if (bytes.length < 29) return; // fast-png reports the truncation
+  const channels = PNG_CHANNELS[bytes[25]!];
+  if (!channels) return; // bad colour type: fast-png reports it
+  const raw = pngRawSize(width, height, bytes[24]! * channels, bytes[28] === 1);
+  if (bytes.length * DEFLATE_MAX_RATIO + 1024 < raw) {
+    throw new ApiError("image_decode_failed", `a ${bytes.length}-byte PNG cannot hold ${width}x${height} pixels (truncated or corrupt)`);
+  }
+  // Inflate the image data once, in small slices, counting: a 10 MB upload could otherwise
+  // inflate to 10 GB inside the decoder, whatever the header says.
+  const cap = raw + 65536;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const idat: Uint8Array[] = [];
+  let compressed = 0;
+  for (let off = 8; off + 8 <= bytes.length; ) {
+    const length = view.getUint32(off);
+    const type = String.fromCharCode(bytes[off + 4]!, bytes[off + 5]!, bytes[off + 6]!, bytes[off + 7]!);
+    const data = bytes.subarray(off + 8, Math.min(bytes.length, off + 8 + length));
+    if (type === "IDAT") {
+      idat.push(data);
+      compressed += data.length;
+    }
+    if (type === "IEND") break;
+    off += 12 + length;
+  }
+  if (compressed * DEFLATE_MAX_RATIO <= cap) return; // it cannot inflate beyond the cap
+  let inflated = 0;
+  const inflator = new Unzlib((chunk) => {
+    inflated += chunk.length;
+    if (inflated > cap) throw new ApiError("image_decode_failed", `the PNG data inflates to more than the ${raw} bytes a ${width}x${height} image needs`);
+  });
+  const SLICE = 1024; // each push inflates to at most ~1 MB
+  try {
+    for (const data of idat) for (let i = 0; i < data.length; i += SLICE) inflator.push(data.subarray(i, i + SLICE), false);
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    // a corrupt stream: the decoder reports it below with its own message
+  }
+}
+
+function checkJpegSize(bytes: Uint8Array, width: number, height: number): void {
+  // Huffman-coded scans spend at least one bit on the DC term of every 8x8 luma block
+  // (ITU T.81 F.1.2.1), so a JPEG smaller than pixels/512 bytes is truncated or lies.
+  if (bytes.length * 512 < width * height) {
+    throw new ApiError("image_decode_failed", `a ${bytes.length}-byte JPEG cannot hold ${width}x${height} pixels (truncated or corrupt)`);
+  }
 }

@@ -21,7 +21,14 @@ export async function readLimited(body: ReadableStream<Uint8Array> | null, maxBy
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let step: ReadableStreamReadResult<Uint8Array>;
+    try {
+      step = await reader.read();
+    } catch (e) {
+      // the client went away mid-body, or the stream broke: the client's problem, not a 500
+      throw new ApiError("body_incomplete", `the request body could not be read to its end: ${(e as Error)?.message ?? e}`);
+    }
+    const { done, value } = step;
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {

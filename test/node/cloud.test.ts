@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createCloudApp } from "../../cloud/src/app.js";
-import { sign } from "../../shared/src/hmac.js";
+import { newNonce, sign } from "../../shared/src/hmac.js";
 import { ErrorResponse, TailResponse } from "../../shared/src/schemas/index.js";
 import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
 import type { WirePrecision } from "../../shared/src/schemas/classify.js";
@@ -17,7 +17,7 @@ const now = { ms: Date.now() };
 
 beforeAll(async () => {
   models = await loadModels(modelsDir);
-  app = createCloudApp({ models, secret: TEST_SECRET, now: () => now.ms });
+  app = createCloudApp({ models, secret: TEST_SECRET, now: () => now.ms, logLevel: "warn" });
 });
 
 const vectors = vectorsFor(DEFAULT_MODEL);
@@ -32,6 +32,7 @@ interface TailOverrides {
   signedFingerprint?: string;
   secret?: string;
   timestamp?: number;
+  nonce?: string;
   headers?: Record<string, string | undefined>;
 }
 
@@ -42,11 +43,13 @@ async function makeTailRequest(o: TailOverrides = {}): Promise<Response> {
   const body = o.body ?? encodeActivation(split, [1, ...m.split.shape], fingerprint, o.precision ?? "fp32");
   const ts = String(o.timestamp ?? Math.floor(now.ms / 1000));
   const signedFp = o.signedFingerprint ?? fingerprint;
+  const nonce = o.nonce ?? newNonce();
   const headers: Record<string, string> = {
     "content-type": TAIL_CONTENT_TYPE,
     [TAIL_HEADERS.timestamp]: ts,
     [TAIL_HEADERS.fingerprint]: signedFp,
-    [TAIL_HEADERS.signature]: await sign(o.secret ?? TEST_SECRET, signedFp, ts, body),
+    [TAIL_HEADERS.nonce]: nonce,
+    [TAIL_HEADERS.signature]: await sign(o.secret ?? TEST_SECRET, { fingerprint: signedFp, timestamp: ts, nonce }, body),
   };
   for (const [k, v] of Object.entries(o.headers ?? {})) {
     if (v === undefined) delete headers[k];
@@ -108,6 +111,21 @@ describe("POST /v1/tail/{model}", () => {
     await expectError(await makeTailRequest({ timestamp: Math.floor(now.ms / 1000) + 120 }), 401, "unauthorized");
   });
 
+  it("returns 401 when a signed call is replayed within the window, and accepts the same activation under a new nonce", async () => {
+    const nonce = newNonce();
+    expect((await makeTailRequest({ nonce })).status).toBe(200);
+    const replay = await expectError(await makeTailRequest({ nonce }), 401, "unauthorized");
+    expect(replay.error.message).toMatch(/replay/);
+    // the same bytes, timestamp and signature arriving again later in the window: still a replay
+    now.ms += 30_000;
+    try {
+      await expectError(await makeTailRequest({ nonce, timestamp: Math.floor((now.ms - 30_000) / 1000) }), 401, "unauthorized");
+    } finally {
+      now.ms -= 30_000;
+    }
+    expect((await makeTailRequest()).status).toBe(200);
+  });
+
   it("returns 401 when a signed call is replayed after the window", async () => {
     const saved = now.ms;
     const req = await makeTailRequest(); // signed now
@@ -144,5 +162,104 @@ describe("POST /v1/tail/{model}", () => {
   it("returns 404 for an unknown model and an unknown route", async () => {
     await expectError(await makeTailRequest({ model: "no-such-model" }), 404, "model_not_found");
     await expectError(await app.request("/v1/nothing"), 404, "not_found");
+  });
+});
+
+describe("GET /metrics", () => {
+  it("exports requests by route and status, refused calls by reason, tail latency and process memory", async () => {
+    await makeTailRequest();
+    await makeTailRequest({ headers: { [TAIL_HEADERS.signature]: undefined } });
+    await app.request("/v1/nothing");
+    const res = await app.request("/metrics");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    expect(text).toMatch(/^fogline_http_requests_total\{route="\/v1\/tail\/:model",method="POST",status="200"\} \d+$/m);
+    expect(text).toMatch(/^fogline_http_requests_total\{route="\/v1\/tail\/:model",method="POST",status="401"\} \d+$/m);
+    expect(text).toMatch(/^fogline_http_requests_total\{route="unmatched",method="GET",status="404"\} \d+$/m);
+    expect(text).toMatch(/^fogline_http_errors_total\{code="unauthorized"\} \d+$/m);
+    expect(text).toMatch(/^fogline_auth_failures_total\{reason="missing"\} \d+$/m);
+    expect(text).toMatch(new RegExp(`^fogline_inference_duration_seconds_count\\{model="${DEFAULT_MODEL}",stage="tail"\\} [1-9]\\d*$`, "m"));
+    expect(text).toMatch(/^fogline_http_request_duration_seconds_bucket\{route="\/v1\/tail\/:model",le="\+Inf"\} \d+$/m);
+    expect(text).toMatch(/^fogline_replay_cache_entries [1-9]\d*$/m);
+    expect(text).toMatch(/^process_resident_memory_bytes [1-9]\d*$/m);
+  });
+
+  it("needs the bearer token when FOGLINE_METRICS_TOKEN is set", async () => {
+    const guarded = createCloudApp({ models, secret: TEST_SECRET, metricsToken: "scrape-me", logLevel: "silent" });
+    await expectError(await guarded.request("/metrics"), 401, "unauthorized");
+    await expectError(await guarded.request("/metrics", { headers: { authorization: "Bearer wrong" } }), 401, "unauthorized");
+    expect((await guarded.request("/metrics", { headers: { authorization: "Bearer scrape-me" } })).status).toBe(200);
+  });
+});
+
+describe("request ids", () => {
+  it("reuses the edge's x-request-id and echoes it, also on errors", async () => {
+    const ok = await makeTailRequest({ headers: { [TAIL_HEADERS.requestId]: "edge-req-123" } });
+    expect(ok.headers.get(TAIL_HEADERS.requestId)).toBe("edge-req-123");
+    const bad = await makeTailRequest({ headers: { [TAIL_HEADERS.requestId]: "edge-req-456", [TAIL_HEADERS.signature]: undefined } });
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get(TAIL_HEADERS.requestId)).toBe("edge-req-456");
+  });
+
+  it("makes a fresh one for a missing or unsafe id", async () => {
+    const res = await makeTailRequest({ headers: { [TAIL_HEADERS.requestId]: "bad id\twith\tcontrol" } });
+    expect(res.headers.get(TAIL_HEADERS.requestId)).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe("limits", () => {
+  it("answers 503 overloaded, not a forgotten signature, when the replay cache is full of live entries", async () => {
+    const small = createCloudApp({ models, secret: TEST_SECRET, replayCacheSize: 2, now: () => now.ms, logLevel: "silent" });
+    const call = async () => {
+      const m = manifest();
+      const body = encodeActivation(Float32Array.from(withSplit[0]!.split!), [1, ...m.split.shape], m.fingerprint, "int8");
+      const fields = { fingerprint: m.fingerprint, timestamp: String(Math.floor(now.ms / 1000)), nonce: newNonce() };
+      return small.request(`/v1/tail/${DEFAULT_MODEL}`, {
+        method: "POST",
+        body: body as Uint8Array<ArrayBuffer>,
+        headers: {
+          "content-type": TAIL_CONTENT_TYPE,
+          [TAIL_HEADERS.timestamp]: fields.timestamp,
+          [TAIL_HEADERS.fingerprint]: fields.fingerprint,
+          [TAIL_HEADERS.nonce]: fields.nonce,
+          [TAIL_HEADERS.signature]: await sign(TEST_SECRET, fields, body),
+        },
+      });
+    };
+    expect((await call()).status).toBe(200);
+    expect((await call()).status).toBe(200);
+    await expectError(await call(), 503, "overloaded");
+  });
+
+  it("answers 400 body_incomplete when the body breaks off mid-stream", async () => {
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(100));
+      },
+      pull(c) {
+        c.error(new Error("connection reset"));
+      },
+    });
+    const req = new Request(`http://cloud/v1/tail/${DEFAULT_MODEL}`, {
+      method: "POST",
+      body,
+      headers: { "content-type": TAIL_CONTENT_TYPE },
+      duplex: "half",
+    } as RequestInit);
+    await expectError(await app.request(req), 400, "body_incomplete");
+  });
+});
+
+describe("configuration from the environment", () => {
+  it("has the documented defaults and refuses bad values", async () => {
+    const { cloudConfigFromEnv } = await import("../../cloud/src/config.js");
+    const c = cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET });
+    expect(c).toMatchObject({ port: 8788, host: "127.0.0.1", maxSkewS: 60, maxBatch: 64, replayCacheSize: 100_000, logLevel: "info" });
+    expect(c.metricsToken).toBeUndefined();
+    expect(cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, PORT: "9000" }).port).toBe(9000);
+    expect(() => cloudConfigFromEnv({})).toThrow(/FOGLINE_HMAC_SECRET/);
+    expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_MAX_SKEW_S: "soon" })).toThrow(/maxSkewS/);
+    expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_LOG_LEVEL: "loud" })).toThrow(/logLevel/);
   });
 });

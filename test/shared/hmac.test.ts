@@ -1,36 +1,54 @@
 import { describe, expect, it } from "vitest";
-import { sign, verify } from "../../shared/src/hmac.js";
+import { newNonce, sign, verify, type SignedFields } from "../../shared/src/hmac.js";
 
 const SECRET = "s".repeat(64);
 const FP = "cd".repeat(32);
 const body = Uint8Array.from([1, 2, 3, 4]);
 const now = 1_800_000_000;
+const NONCE = "ab".repeat(16);
+const fields = (over: Partial<SignedFields> = {}): SignedFields => ({ fingerprint: FP, timestamp: String(now), nonce: NONCE, ...over });
+const headers = (sig: string, over: Partial<SignedFields> = {}) => ({ ...fields(over), signature: sig });
 
 describe("HMAC signatures of edge->cloud calls", () => {
   it("verifies what it signed", async () => {
-    const sig = await sign(SECRET, FP, String(now), body);
+    const sig = await sign(SECRET, fields(), body);
     expect(sig).toMatch(/^[0-9a-f]{64}$/);
-    expect(await verify(SECRET, FP, String(now), sig, body, now)).toEqual({ ok: true });
+    expect(await verify(SECRET, headers(sig), body, now)).toEqual({ ok: true });
   });
 
-  it("rejects a changed body, fingerprint, timestamp or key", async () => {
-    const sig = await sign(SECRET, FP, String(now), body);
-    expect(await verify(SECRET, FP, String(now), sig, Uint8Array.from([1, 2, 3, 5]), now)).toEqual({ ok: false, reason: "invalid" });
-    expect(await verify(SECRET, "ef".repeat(32), String(now), sig, body, now)).toEqual({ ok: false, reason: "invalid" });
-    expect(await verify(SECRET, FP, String(now + 1), sig, body, now)).toEqual({ ok: false, reason: "invalid" });
-    expect(await verify("t".repeat(64), FP, String(now), sig, body, now)).toEqual({ ok: false, reason: "invalid" });
+  it("rejects a changed body, fingerprint, timestamp, nonce or key", async () => {
+    const sig = await sign(SECRET, fields(), body);
+    expect(await verify(SECRET, headers(sig), Uint8Array.from([1, 2, 3, 5]), now)).toEqual({ ok: false, reason: "invalid" });
+    expect(await verify(SECRET, headers(sig, { fingerprint: "ef".repeat(32) }), body, now)).toEqual({ ok: false, reason: "invalid" });
+    expect(await verify(SECRET, headers(sig, { timestamp: String(now + 1) }), body, now)).toEqual({ ok: false, reason: "invalid" });
+    expect(await verify(SECRET, headers(sig, { nonce: "cd".repeat(16) }), body, now)).toEqual({ ok: false, reason: "invalid" });
+    expect(await verify("t".repeat(64), headers(sig), body, now)).toEqual({ ok: false, reason: "invalid" });
+  });
+
+  it("signs the same activation differently under two nonces", async () => {
+    const a = newNonce();
+    const b = newNonce();
+    expect(a).toMatch(/^[0-9a-f]{32}$/);
+    expect(a).not.toBe(b);
+    expect(await sign(SECRET, fields({ nonce: a }), body)).not.toBe(await sign(SECRET, fields({ nonce: b }), body));
   });
 
   it("rejects stale and future timestamps outside the window", async () => {
-    const old = String(now - 61);
-    expect(await verify(SECRET, FP, old, await sign(SECRET, FP, old, body), body, now)).toEqual({ ok: false, reason: "stale" });
-    const future = String(now + 61);
-    expect(await verify(SECRET, FP, future, await sign(SECRET, FP, future, body), body, now)).toEqual({ ok: false, reason: "stale" });
+    for (const ts of [String(now - 61), String(now + 61)]) {
+      const sig = await sign(SECRET, fields({ timestamp: ts }), body);
+      expect(await verify(SECRET, headers(sig, { timestamp: ts }), body, now)).toEqual({ ok: false, reason: "stale" });
+    }
+    const edge = String(now - 60);
+    expect(await verify(SECRET, headers(await sign(SECRET, fields({ timestamp: edge }), body), { timestamp: edge }), body, now)).toEqual({ ok: true });
   });
 
   it("rejects missing and malformed headers", async () => {
-    expect(await verify(SECRET, FP, null, "00", body, now)).toEqual({ ok: false, reason: "missing" });
-    expect(await verify(SECRET, FP, String(now), "zz", body, now)).toEqual({ ok: false, reason: "malformed" });
-    expect(await verify(SECRET, FP, "12x", "0".repeat(64), body, now)).toEqual({ ok: false, reason: "malformed" });
+    const sig = "0".repeat(64);
+    expect(await verify(SECRET, { ...headers(sig), timestamp: null }, body, now)).toEqual({ ok: false, reason: "missing" });
+    expect(await verify(SECRET, { ...headers(sig), nonce: undefined }, body, now)).toEqual({ ok: false, reason: "missing" });
+    expect(await verify(SECRET, headers("zz"), body, now)).toEqual({ ok: false, reason: "malformed" });
+    expect(await verify(SECRET, headers(sig, { timestamp: "12x" }), body, now)).toEqual({ ok: false, reason: "malformed" });
+    expect(await verify(SECRET, headers(sig, { nonce: "short" }), body, now)).toEqual({ ok: false, reason: "malformed" });
+    expect(await verify(SECRET, headers(sig, { fingerprint: "not-hex" }), body, now)).toEqual({ ok: false, reason: "malformed" });
   });
 });

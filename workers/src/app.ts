@@ -1,6 +1,7 @@
 import { Hono } from "hono";
-import { onError, notFound, requestId } from "../../shared/src/http.js";
-import type { AppEnv } from "./env.js";
+import { metricsHandler, notFound, observe, onError, requestId } from "../../shared/src/http.js";
+import { edgeConfig, type AppEnv } from "./env.js";
+import { metrics, registry, requestLogger } from "./observability.js";
 import { classify } from "./routes/classify.js";
 import { models } from "./routes/models.js";
 import { oip } from "./routes/oip.js";
@@ -8,8 +9,10 @@ import { oip } from "./routes/oip.js";
 export const app = new Hono<AppEnv>();
 
 app.use(requestId());
+app.use(observe(metrics.http, requestLogger));
+app.get("/metrics", metricsHandler(registry, (c) => edgeConfig(c.env).metricsToken));
 app.route("/", models);
 app.route("/", classify);
 app.route("/", oip);
 app.notFound(notFound);
-app.onError(onError("edge"));
+app.onError(onError("edge", requestLogger));

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { ApiError } from "../../../shared/src/errors.js";
-import { verify } from "../../../shared/src/hmac.js";
+import { verify, type VerifyFailure } from "../../../shared/src/hmac.js";
+import { logFields } from "../../../shared/src/http.js";
 import { runTail } from "../../../shared/src/runner.js";
 import { TAIL_HEADERS, type TailResponse } from "../../../shared/src/schemas/tail.js";
 import { readLimited } from "../../../shared/src/upload.js";
@@ -9,8 +10,16 @@ import type { CloudEnv } from "../env.js";
 
 export const tail = new Hono<CloudEnv>();
 
+const WHY: Record<VerifyFailure | "replayed", string> = {
+  missing: "missing signature headers",
+  malformed: "malformed signature headers",
+  stale: "stale or future timestamp",
+  invalid: "bad signature",
+  replayed: "this signed call was already accepted (replay)",
+};
+
 tail.post("/v1/tail/:model", async (c) => {
-  const { models, secret, maxSkewS, maxBatch, now } = c.var.cloud;
+  const { models, secret, maxSkewS, maxBatch, now, replay, metrics } = c.var.cloud;
   const name = c.req.param("model");
   const model = models.get(name);
   if (!model) throw new ApiError("model_not_found", `unknown model "${name}" (served: ${[...models.keys()].join(", ")})`);
@@ -24,22 +33,29 @@ tail.post("/v1/tail/:model", async (c) => {
   }
   const body = await readLimited(c.req.raw.body, maxBytes);
 
-  const fingerprint = c.req.header(TAIL_HEADERS.fingerprint);
-  const check = await verify(
-    secret,
-    fingerprint,
-    c.req.header(TAIL_HEADERS.timestamp),
-    c.req.header(TAIL_HEADERS.signature),
-    body,
-    Math.floor(now() / 1000),
-    maxSkewS,
-  );
-  if (!check.ok) {
-    const why = { missing: "missing signature headers", malformed: "malformed signature headers", stale: "stale or future timestamp", invalid: "bad signature" }[
-      check.reason
-    ];
-    throw new ApiError("unauthorized", `${why}: edge->cloud calls are signed with FOGLINE_HMAC_SECRET`);
+  const signed = {
+    fingerprint: c.req.header(TAIL_HEADERS.fingerprint),
+    timestamp: c.req.header(TAIL_HEADERS.timestamp),
+    nonce: c.req.header(TAIL_HEADERS.nonce),
+    signature: c.req.header(TAIL_HEADERS.signature),
+  };
+  const nowS = Math.floor(now() / 1000);
+  const check = await verify(secret, signed, body, nowS, maxSkewS);
+  let refused: VerifyFailure | "replayed" | undefined = check.ok ? undefined : check.reason;
+  if (check.ok) {
+    // only verified signatures are remembered, so nobody without the secret can fill the cache
+    const verdict = replay.check(signed.signature!, Number(signed.timestamp), nowS);
+    if (verdict === "full") {
+      throw new ApiError("overloaded", `more than ${replay.maxEntries} signed calls within ${maxSkewS} s on this instance; retry later`);
+    }
+    if (verdict === "replayed") refused = "replayed";
   }
+  if (refused) {
+    metrics.authFailures.inc({ reason: refused });
+    logFields(c, { auth: refused });
+    throw new ApiError("unauthorized", `${WHY[refused]}: edge->cloud calls are signed with FOGLINE_HMAC_SECRET`);
+  }
+  const fingerprint = signed.fingerprint!;
 
   let header;
   try {
@@ -63,9 +79,18 @@ tail.post("/v1/tail/:model", async (c) => {
     );
   }
 
+  const split = decodeTensor(body, header);
+  // an honest edge never sends NaN or Inf (fp16 overflow would be a bug there): refuse, rather
+  // than answer logits that JSON turns into nulls
+  for (let i = 0; i < split.length; i++) {
+    if (!Number.isFinite(split[i]!)) throw new ApiError("invalid_payload", `the activation holds a non-finite value at index ${i}`);
+  }
   const t0 = performance.now();
-  const logits = await runTail(model.tail, { data: decodeTensor(body, header), dims: header.shape });
+  const logits = await runTail(model.tail, { data: split, dims: header.shape });
   const inferMs = performance.now() - t0;
+  metrics.inference.observe({ model: name, stage: "tail" }, inferMs / 1000);
+  metrics.tailRows.inc({ model: name, precision: header.precision }, batch!);
+  logFields(c, { model: name, batch, precision: header.precision, inferMs: Math.round(inferMs * 10) / 10 });
   const classes = logits.dims[1] ?? manifest.labels.length;
   const response: TailResponse = {
     model: { name: manifest.name, version: manifest.version, fingerprint: manifest.fingerprint },

@@ -15,6 +15,7 @@ export const TAIL_HEADERS = {
   timestamp: "x-fogline-timestamp",
   signature: "x-fogline-signature",
   fingerprint: "x-fogline-fingerprint",
+  nonce: "x-fogline-nonce",
   requestId: "x-request-id",
 } as const;
 

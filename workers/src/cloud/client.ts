@@ -3,13 +3,14 @@
  * to `{CLOUD_URL}/v1/tail/{model}` with a timeout, and validate the answer. Any failure becomes a
  * CloudError with a short reason; the classify route decides whether that degrades or fails.
  */
-import { sign } from "../../../shared/src/hmac.js";
+import { newNonce, sign } from "../../../shared/src/hmac.js";
 import type { Tensor } from "../../../shared/src/runner.js";
 import type { WirePrecision } from "../../../shared/src/schemas/classify.js";
 import type { Manifest } from "../../../shared/src/schemas/manifest.js";
 import { TAIL_CONTENT_TYPE, TAIL_HEADERS, TailResponse } from "../../../shared/src/schemas/tail.js";
 import { ErrorResponse } from "../../../shared/src/schemas/error.js";
 import { encodeActivation } from "../../../shared/src/wire.js";
+import { metrics } from "../observability.js";
 
 export type CloudFailure =
   | "not_configured"
@@ -49,30 +50,52 @@ export interface CloudAnswer {
 }
 
 export async function callCloud(call: CloudCall): Promise<CloudAnswer> {
+  const model = call.manifest.name;
+  const started = Date.now();
+  try {
+    const answer = await callOnce(call, started);
+    metrics.cloudCalls.inc({ model, outcome: "ok" });
+    return answer;
+  } catch (e) {
+    metrics.cloudCalls.inc({ model, outcome: e instanceof CloudError ? e.reason : "error" });
+    throw e;
+  } finally {
+    // a timer that only advances on I/O is exact here: this whole span is I/O
+    metrics.cloudLatency.observe({ model }, (Date.now() - started) / 1000);
+  }
+}
+
+async function callOnce(call: CloudCall, started: number): Promise<CloudAnswer> {
   const { manifest } = call;
   if (!call.cloudUrl) throw new CloudError("not_configured", "CLOUD_URL is not set");
   if (!call.secret) throw new CloudError("not_configured", "FOGLINE_HMAC_SECRET is not set");
+  const secret = call.secret;
   const body = encodeActivation(call.split.data, call.split.dims, manifest.fingerprint, call.precision);
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  const signature = await sign(call.secret, manifest.fingerprint, timestamp, body);
   const url = `${call.cloudUrl.replace(/\/+$/, "")}/v1/tail/${encodeURIComponent(manifest.name)}`;
-  const init = (): RequestInit => ({
-    method: "POST",
-    body,
-    headers: {
-      "content-type": TAIL_CONTENT_TYPE,
-      [TAIL_HEADERS.timestamp]: timestamp,
-      [TAIL_HEADERS.signature]: signature,
-      [TAIL_HEADERS.fingerprint]: manifest.fingerprint,
-      [TAIL_HEADERS.requestId]: call.requestId,
-    },
-    signal: AbortSignal.timeout(call.timeoutMs),
-  });
+  // One deadline for the whole call, retry included: a request never waits longer than the timeout.
+  const deadline = AbortSignal.timeout(call.timeoutMs);
+  // Signed per attempt: a retry carries a fresh nonce, so the cloud never mistakes it for a replay
+  // of a first attempt that did arrive.
+  const init = async (): Promise<RequestInit> => {
+    const fields = { fingerprint: manifest.fingerprint, timestamp: String(Math.floor(Date.now() / 1000)), nonce: newNonce() };
+    return {
+      method: "POST",
+      body,
+      headers: {
+        "content-type": TAIL_CONTENT_TYPE,
+        [TAIL_HEADERS.timestamp]: fields.timestamp,
+        [TAIL_HEADERS.nonce]: fields.nonce,
+        [TAIL_HEADERS.signature]: await sign(secret, fields, body),
+        [TAIL_HEADERS.fingerprint]: manifest.fingerprint,
+        [TAIL_HEADERS.requestId]: call.requestId,
+      },
+      signal: deadline,
+    };
+  };
 
-  const started = Date.now();
   let res: Response;
   try {
-    res = await fetchWithOneRetry(url, init);
+    res = await fetchWithOneRetry(url, init, () => metrics.cloudRetries.inc({ model: manifest.name }));
   } catch (e) {
     const err = e as Error;
     if (err.name === "TimeoutError" || err.name === "AbortError") {
@@ -103,13 +126,14 @@ export async function callCloud(call: CloudCall): Promise<CloudAnswer> {
 }
 
 /** One retry, for connection errors only (never after a timeout or an HTTP answer). */
-async function fetchWithOneRetry(url: string, init: () => RequestInit): Promise<Response> {
+async function fetchWithOneRetry(url: string, init: () => Promise<RequestInit>, onRetry: () => void): Promise<Response> {
   try {
-    return await fetch(url, init());
+    return await fetch(url, await init());
   } catch (e) {
     const name = (e as Error).name;
     if (name === "TimeoutError" || name === "AbortError") throw e;
-    return await fetch(url, init());
+    onRetry();
+    return await fetch(url, await init());
   }
 }
 

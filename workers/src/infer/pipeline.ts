@@ -14,6 +14,7 @@ import type { ExitMode, WirePrecision } from "../../../shared/src/schemas/classi
 import { CloudError, callCloud } from "../cloud/client.js";
 import type { EdgeConfig } from "../env.js";
 import type { EdgeModel } from "../models/registry.js";
+import { edgeLogger, metrics } from "../observability.js";
 import { edgeRunner } from "./session.js";
 
 /** Largest batch one request may carry: the cloud tail's default `maxBatch`. */
@@ -62,6 +63,13 @@ const row = (t: Tensor, r: number): Float32Array => {
 };
 
 export async function runPipeline(req: PipelineRequest): Promise<PipelineResult> {
+  const r = await decide(req);
+  const name = req.model.manifest.name;
+  for (const s of r.samples) metrics.exits.inc({ model: name, at: s.at });
+  return r;
+}
+
+async function decide(req: PipelineRequest): Promise<PipelineResult> {
   const { model, input, threshold, mode, cfg } = req;
   const { manifest } = model;
   const n = input.dims[0] ?? 0;
@@ -70,6 +78,7 @@ export async function runPipeline(req: PipelineRequest): Promise<PipelineResult>
   const t0 = Date.now();
   const { exitLogits, split } = await runEdge(await edgeRunner(model), input);
   const edgeMs = Date.now() - t0;
+  metrics.inference.observe({ model: manifest.name, stage: "edge" }, edgeMs / 1000);
 
   const samples: SampleAnswer[] = [];
   const toCloud: number[] = [];
@@ -106,7 +115,8 @@ export async function runPipeline(req: PipelineRequest): Promise<PipelineResult>
       );
     }
     if (mode === "cloud") throw new ApiError("cloud_unavailable", `exit=cloud, but ${e.message}`);
-    console.warn(JSON.stringify({ level: "warn", msg: "degraded to the edge answer", reason: e.reason, detail: e.message, requestId: req.requestId }));
+    metrics.degraded.inc({ model: manifest.name, reason: e.reason });
+    edgeLogger(cfg.logLevel).log("warn", "degraded to the edge answer", { requestId: req.requestId, reason: e.reason, detail: e.message });
     // exit=auto: the edge's own prediction beats an error (issue 6)
     return { samples, degraded: true, degradedReason: `${e.reason}: ${e.message}`, edgeMs };
   }

@@ -4,6 +4,7 @@ import { energyProfile, requestEnergy } from "../../../shared/src/energy.js";
 import { topK } from "../../../shared/src/entropy.js";
 import { preprocessImage } from "../../../shared/src/preprocess.js";
 import { ClassifyQuery, type ClassifyResponse } from "../../../shared/src/schemas/classify.js";
+import { logFields } from "../../../shared/src/http.js";
 import { readImageUpload } from "../../../shared/src/upload.js";
 import { edgeConfig, type AppEnv } from "../env.js";
 import { runPipeline } from "../infer/pipeline.js";
@@ -32,6 +33,7 @@ classify.post("/v1/classify", zValidator("query", ClassifyQuery, queryHook), asy
     requestId: c.get("requestId"),
   });
   const { at, entropy, logits } = r.samples[0]!;
+  logFields(c, { model: manifest.name, exit: at, degraded: r.degraded });
   const top = topK(logits, manifest.labels, 5);
   const best = top[0]!;
   const body: ClassifyResponse = {
