@@ -37,6 +37,18 @@ export default defineConfig({
           maxWorkers: 1,
         },
       },
+      {
+        // the whole stack as `npm start` runs it (cloud + wrangler dev), driven over HTTP: demo page
+        // in headless Chromium, OIP v2 as a generic client, the CLI and the README's examples
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          globalSetup: ["test/e2e/stack.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

@@ -3,8 +3,10 @@ import { metricsHandler, notFound, observe, onError, requestId } from "../../sha
 import { edgeConfig, type AppEnv } from "./env.js";
 import { metrics, registry, requestLogger } from "./observability.js";
 import { classify } from "./routes/classify.js";
+import { demo } from "./routes/demo.js";
 import { models } from "./routes/models.js";
 import { oip } from "./routes/oip.js";
+import { openapi } from "./routes/openapi.js";
 
 export const app = new Hono<AppEnv>();
 
@@ -14,5 +16,7 @@ app.get("/metrics", metricsHandler(registry, (c) => edgeConfig(c.env).metricsTok
 app.route("/", models);
 app.route("/", classify);
 app.route("/", oip);
+app.route("/", openapi);
+app.route("/", demo);
 app.notFound(notFound);
 app.onError(onError("edge", requestLogger));

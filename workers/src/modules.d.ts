@@ -7,3 +7,7 @@ declare module "*.onnx" {
   const bytes: ArrayBuffer; // [[rules]] type = "Data"
   export default bytes;
 }
+declare module "*.html" {
+  const text: string; // Text (wrangler default rule)
+  export default text;
+}

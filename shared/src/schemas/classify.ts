@@ -6,10 +6,16 @@ export type ExitMode = z.infer<typeof ExitMode>;
 
 /** Query of `POST /v1/classify`. Unknown keys are ignored; bad values are a 400 `invalid_query`. */
 export const ClassifyQuery = z.object({
-  model: ModelName.default("cifar10"),
-  /** Overrides the manifest's calibrated entropy threshold for this request. */
-  threshold: z.coerce.number().finite().nonnegative().optional(),
-  exit: ExitMode.default("auto"),
+  model: ModelName.default("cifar10").meta({ description: "a model under models/; unknown -> 404 `model_not_found`" }),
+  threshold: z.coerce
+    .number()
+    .finite()
+    .nonnegative()
+    .optional()
+    .meta({ description: "entropy threshold for this request (default: the manifest's calibrated value)" }),
+  exit: ExitMode.default("auto").meta({
+    description: "`auto`: exit at the edge when entropy < threshold; `edge` / `cloud`: force the path",
+  }),
 });
 export type ClassifyQuery = z.infer<typeof ClassifyQuery>;
 

@@ -1,0 +1,200 @@
+/**
+ * The edge's HTTP API as an OpenAPI 3.1 document, generated from the zod schemas the routes
+ * validate with and answer in (zod 4's `z.toJSONSchema`; OpenAPI 3.1 schemas are JSON Schema
+ * 2020-12, so nothing is translated by hand). The Worker serves it at `/openapi.json`;
+ * `npm run docs:api` renders it into the README. test/node/openapi.test.ts checks that every
+ * route the Worker serves is here and the other way round, and that the README is current.
+ */
+import { z } from "zod";
+import { ERROR_CODES, type ErrorCode } from "./errors.js";
+import { ClassifyQuery, ClassifyResponse } from "./schemas/classify.js";
+import { ErrorResponse } from "./schemas/error.js";
+import { HealthResponse, ModelsResponse } from "./schemas/models.js";
+import {
+  OipInferRequest,
+  OipInferResponse,
+  OipLive,
+  OipModelMetadata,
+  OipModelReady,
+  OipReady,
+  OipServerMetadata,
+} from "./schemas/oip.js";
+
+type JsonSchema = Record<string, unknown>;
+
+/** Named schemas: responses are documented as the server writes them, requests as clients send them. */
+const outputs = { ClassifyResponse, ErrorResponse, HealthResponse, ModelsResponse, OipInferResponse, OipLive, OipModelMetadata, OipModelReady, OipReady, OipServerMetadata };
+const inputs = { OipInferRequest };
+
+function components(schemas: Record<string, z.ZodType>, io: "input" | "output"): Record<string, JsonSchema> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
+  const out = z.toJSONSchema(registry, { io, uri: (id) => `#/components/schemas/${id}` }).schemas as Record<string, JsonSchema>;
+  for (const s of Object.values(out)) {
+    delete s.$schema;
+    delete s.$id;
+  }
+  return out;
+}
+
+const ref = (id: keyof typeof outputs | keyof typeof inputs) => ({ $ref: `#/components/schemas/${id}` });
+const json = (id: keyof typeof outputs | keyof typeof inputs) => ({ "application/json": { schema: ref(id) } });
+
+/** Query parameters straight from a zod object (descriptions from its `.meta`). */
+function queryParameters(schema: z.ZodObject): JsonSchema[] {
+  const js = z.toJSONSchema(schema, { io: "input" }) as { properties: Record<string, JsonSchema>; required?: string[] };
+  return Object.entries(js.properties).map(([name, s]) => {
+    const { description, ...rest } = s;
+    return { name, in: "query", required: js.required?.includes(name) ?? false, ...(description !== undefined && { description }), schema: rest };
+  });
+}
+
+const modelParam = { name: "model", in: "path", required: true, description: "model name (`GET /v1/models`)", schema: { type: "string" } };
+const versionParam = { name: "version", in: "path", required: true, description: "the model's `version`; only the bundled one is served", schema: { type: "string" } };
+
+/** Error responses of an operation, grouped by status, each listing the codes it may carry. */
+function errors(...codes: ErrorCode[]): Record<string, JsonSchema> {
+  const byStatus = new Map<number, string[]>();
+  for (const code of codes) byStatus.set(ERROR_CODES[code], [...(byStatus.get(ERROR_CODES[code]) ?? []), `\`${code}\``]);
+  const out: Record<string, JsonSchema> = {};
+  for (const [status, list] of [...byStatus].sort((a, b) => a[0] - b[0])) {
+    out[String(status)] = { description: `error: ${list.join(", ")}`, content: json("ErrorResponse") };
+  }
+  return out;
+}
+
+/** Failures of reading a request body (shared/src/upload.ts). */
+const BODY_ERRORS: ErrorCode[] = ["payload_too_large", "body_incomplete"];
+/** Failures of decoding an image (shared/src/image.ts). */
+const IMAGE_ERRORS: ErrorCode[] = ["empty_body", "not_an_image", "image_decode_failed", "image_empty", "image_too_large"];
+/** Failures of the edge->cloud hop that reach the client (workers/src/infer/pipeline.ts). */
+const CLOUD_ERRORS: ErrorCode[] = ["model_mismatch", "cloud_unavailable"];
+
+interface Op {
+  summary: string;
+  description?: string;
+  tags: string[];
+  parameters?: JsonSchema[];
+  requestBody?: JsonSchema;
+  responses: Record<string, JsonSchema>;
+}
+
+const ok = (id: keyof typeof outputs, description = "OK") => ({ "200": { description, content: json(id) } });
+
+function oipModelPaths(prefix: string, params: JsonSchema[]): Record<string, Record<string, Op>> {
+  const tags = ["Open Inference Protocol (v2)"];
+  return {
+    [prefix]: { get: { summary: "Model metadata: input and output tensors", tags, parameters: params, responses: { ...ok("OipModelMetadata"), ...errors("model_not_found") } } },
+    [`${prefix}/ready`]: { get: { summary: "Model readiness (loads its edge session)", tags, parameters: params, responses: { ...ok("OipModelReady"), ...errors("model_not_found") } } },
+    [`${prefix}/infer`]: {
+      post: {
+        summary: "Inference on a batch: FP32 [N,3,H,W] tensor or BYTES [N] base64 PNG/JPEG",
+        description:
+          "Each sample exits at the edge when its exit entropy is under the threshold (request parameter `threshold`, default the calibrated one; `exit` forces the path); the others go to the cloud together. Outputs: `probabilities` [N,C] (or top k as \"score:index:label\" with the `classification` output parameter), `exit_point` [N], `entropy` [N]; response parameters repeat exit point and entropy per sample, comma-separated.",
+        tags,
+        parameters: params,
+        requestBody: { required: true, content: json("OipInferRequest") },
+        responses: { ...ok("OipInferResponse"), ...errors("invalid_input", ...BODY_ERRORS, ...IMAGE_ERRORS, "model_not_found", ...CLOUD_ERRORS) },
+      },
+    },
+  };
+}
+
+export function openApiDocument(opts: { version: string; serverUrl?: string }): JsonSchema {
+  const classifyBody = {
+    required: true,
+    description: "the image, PNG or JPEG, any size (resized to the model's input)",
+    content: {
+      "image/png": { schema: { type: "string", contentMediaType: "image/png" } },
+      "image/jpeg": { schema: { type: "string", contentMediaType: "image/jpeg" } },
+      "multipart/form-data": {
+        schema: { type: "object", properties: { image: { type: "string", contentMediaType: "application/octet-stream" } }, required: ["image"] },
+      },
+    },
+  };
+  const paths: Record<string, Record<string, Op>> = {
+    "/v1/classify": {
+      post: {
+        summary: "Classify one image; answered at the edge or in the cloud",
+        description:
+          "The edge answers when the exit head's softmax entropy is under the threshold; otherwise the split activation goes to the cloud tail. If the cloud cannot answer, `exit=auto` still gets 200 with the edge's prediction and `degraded: true`.",
+        tags: ["Fogline"],
+        parameters: queryParameters(ClassifyQuery),
+        requestBody: classifyBody,
+        responses: {
+          ...ok("ClassifyResponse"),
+          ...errors(
+            "invalid_query",
+            "unsupported_media_type",
+            "missing_image_field",
+            "invalid_multipart",
+            "content_type_mismatch",
+            ...BODY_ERRORS,
+            ...IMAGE_ERRORS,
+            "model_not_found",
+            ...CLOUD_ERRORS,
+          ),
+        },
+      },
+    },
+    "/v1/models": { get: { summary: "The served models' manifest summaries", tags: ["Fogline"], responses: ok("ModelsResponse") } },
+    "/healthz": { get: { summary: "Health; loads every model's edge session", tags: ["Fogline"], responses: ok("HealthResponse") } },
+    "/": {
+      get: {
+        summary: "Demo page (HTML; its script and style are served by the Worker too)",
+        tags: ["Demo"],
+        responses: { "200": { description: "HTML page", content: { "text/html": { schema: { type: "string" } } } } },
+      },
+    },
+    "/metrics": {
+      get: {
+        summary: "Prometheus metrics (text exposition format)",
+        description: "With `METRICS_TOKEN` set, requires `Authorization: Bearer <token>`.",
+        tags: ["Fogline"],
+        responses: {
+          "200": { description: "metrics", content: { "text/plain": { schema: { type: "string" } } } },
+          ...errors("unauthorized"),
+        },
+      },
+    },
+    "/openapi.json": {
+      get: {
+        summary: "This document",
+        tags: ["Fogline"],
+        responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } } },
+      },
+    },
+    "/v2": { get: { summary: "Server metadata", tags: ["Open Inference Protocol (v2)"], responses: ok("OipServerMetadata") } },
+    "/v2/health/live": { get: { summary: "Liveness", tags: ["Open Inference Protocol (v2)"], responses: ok("OipLive") } },
+    "/v2/health/ready": {
+      get: {
+        summary: "Readiness: every model's edge session loads (the cloud is not required: auto requests degrade)",
+        tags: ["Open Inference Protocol (v2)"],
+        responses: { ...ok("OipReady"), "503": { description: "not ready", content: json("OipReady") } },
+      },
+    },
+    ...oipModelPaths("/v2/models/{model}", [modelParam]),
+    ...oipModelPaths("/v2/models/{model}/versions/{version}", [modelParam, versionParam]),
+  };
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Fogline edge API",
+      version: opts.version,
+      description:
+        "Image classification split across edge and cloud: early exit at the edge (Cloudflare Worker), full-precision tail in the cloud. Every error is `{error: {code, message}}`.",
+    },
+    ...(opts.serverUrl !== undefined && { servers: [{ url: opts.serverUrl }] }),
+    paths,
+    components: { schemas: { ...components(outputs, "output"), ...components(inputs, "input") } },
+  };
+}
+
+/** `[method, path]` of every documented operation, paths in hono's `:param` form. */
+export function documentedRoutes(doc: JsonSchema): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
+    for (const method of Object.keys(ops)) out.push([method.toUpperCase(), path.replace(/\{(\w+)\}/g, ":$1")]);
+  }
+  return out;
+}
