@@ -272,3 +272,39 @@ def build_cloud(model: SplitResNet) -> onnx.ModelProto:
 def model_split_shape(model: SplitResNet) -> tuple[int, int, int]:
     from .model import split_shape
     return split_shape(model.config.cut)
+
+
+def build_full(model: SplitResNet, edge_form: bool = False) -> onnx.ModelProto:
+    """The whole network in one graph, without the exit head: image -> logits. For the
+    full-precision ResNet-32 baselines of the benchmark ("everything in the cloud", "everything at
+    the edge"). With edge_form the outputs take the edge contract's names, exit_logits (the final
+    logits) and split (the last feature map, [N,64,8,8]), so the Worker can serve it unchanged."""
+    g = GraphBuilder()
+    x = g.relu(conv_bn(g, "image", "stem.conv", model.stem.conv, model.stem.bn))
+    for i, b in enumerate(list(model.edge) + list(model.tail)):
+        x = block(g, x, f"block.{i}", b)
+    features = g.node("Identity", [x], "split", output="split") if edge_form else x
+    pooled = g.node("GlobalAveragePool", [features], "head.pool")
+    flat = g.node("Flatten", [pooled], "head.flat", axis=1)
+    s, t = bn_affine(model.head.bn)
+    w = model.head.fc.weight.detach().double().numpy()
+    b = model.head.fc.bias.detach().double().numpy()
+    out = "exit_logits" if edge_form else "logits"
+    g.node("Gemm", [flat, g.init("head.fc.weight", f32(w * s[None, :])), g.init("head.fc.bias", f32(w @ t + b))],
+           "head.fc", output=out, transB=1)
+    n = model.config.num_classes
+    outputs = [tensor_info(out, ["N", n])] + ([tensor_info("split", ["N", 64, 8, 8])] if edge_form else [])
+    return make_model(g, [tensor_info("image", ["N", 3, 32, 32])], outputs, "fogline_full")
+
+
+def build_head(model: SplitResNet) -> onnx.ModelProto:
+    """Only the final head (global pool -> BN1d folded into FC): split [N,64,8,8] -> logits."""
+    g = GraphBuilder()
+    pooled = g.node("GlobalAveragePool", ["split"], "head.pool")
+    flat = g.node("Flatten", [pooled], "head.flat", axis=1)
+    s, t = bn_affine(model.head.bn)
+    w = model.head.fc.weight.detach().double().numpy()
+    b = model.head.fc.bias.detach().double().numpy()
+    g.node("Gemm", [flat, g.init("head.fc.weight", f32(w * s[None, :])), g.init("head.fc.bias", f32(w @ t + b))],
+           "head.fc", output="logits", transB=1)
+    return make_model(g, [tensor_info("split", ["N", 64, 8, 8])], [tensor_info("logits", ["N", model.config.num_classes])], "fogline_head")

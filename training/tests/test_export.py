@@ -140,3 +140,20 @@ def test_mac_counts_match_the_exported_graphs(cut, bits):
     assert onnx_conv_macs(build_edge(model, True)) == c.edge_quantized + c.edge_full_precision
     assert onnx_conv_macs(build_edge(model, False)) == c.edge_quantized + c.edge_full_precision
     assert onnx_conv_macs(build_cloud(model)) == c.cloud - c.cloud_fc
+
+
+def test_full_graph_is_the_whole_network_without_the_exit():
+    """The benchmark's baselines: build_full computes the same logits as the split pair."""
+    from training.onnx_graph import build_full, build_head
+    model = randomised(ModelConfig(num_classes=10, cut=24, weight_bits=32, act_bits=32))
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        _, split, logits = model(x)
+        features = model.tail(split)  # the last feature map, [N,64,8,8]
+    (full,) = ort.InferenceSession(build_full(model).SerializeToString()).run(None, {"image": x.numpy()})
+    np.testing.assert_allclose(full, logits.numpy(), atol=1e-3)
+    e, s = ort.InferenceSession(build_full(model, edge_form=True).SerializeToString()).run(None, {"image": x.numpy()})
+    np.testing.assert_allclose(e, logits.numpy(), atol=1e-3)
+    np.testing.assert_allclose(s, features.numpy(), atol=1e-3)
+    (head,) = ort.InferenceSession(build_head(model).SerializeToString()).run(None, {"split": features.numpy()})
+    np.testing.assert_allclose(head, logits.numpy(), atol=1e-3)

@@ -1,0 +1,454 @@
+#!/usr/bin/env node
+// `npm run bench`: Fogline's performance, measured side by side in one run (docs/performance.md).
+//
+//   npm run bench [-- --quick] [-- --rounds N] [-- --requests N] [-- --cold N] [-- --out FILE]
+//
+// What it measures (variants interleaved round by round, so background load hits all alike):
+//   edge part inside workerd   wrangler dev with a bench-only entry (scripts/bench/worker.ts): a
+//                              request running the edge graph K times, timed from outside, minus a
+//                              K=0 request; shipped model, the same config with float vs integer
+//                              quantized convs, and the whole FP ResNet-32 ("everything at the edge")
+//   onnxruntime-node           the shipped tail, the whole FP ResNet-32 ("everything in the cloud"),
+//                              and the edge graphs natively, one intra-op thread (the cloud default)
+//   round trip                 POST /v1/classify with a 32x32 PNG: edge-answered (exit=edge),
+//                              cloud-answered (exit=cloud), both baselines behind the same API;
+//                              p50/p99 of sequential requests
+//   wire                       bytes per precision (shared/src/wire.ts) and encode/decode time; the
+//                              accuracy cost comes from `python -m training.wire_accuracy`
+//   cold start                 first answer of a fresh isolate (ORT start-up + session + inference),
+//                              and a later session in a warm isolate
+//   bundle                     `wrangler deploy --dry-run`: raw and gzip, ORT WASM vs the rest
+//
+// It runs on a private copy of the sources (.bench/tree) so that the generated model registry of
+// the bench models never touches the working tree's. Writes .bench/results.json (or --out).
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { createRequire } from "node:module";
+import net from "node:net";
+import os from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(import.meta.url);
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(`--${name}`);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
+};
+const quick = flag("quick");
+const ROUNDS = Number(opt("rounds", quick ? 5 : 15)); // edge-in-workerd rounds
+const REQUESTS = Number(opt("requests", quick ? 40 : 200)); // round-trip requests per variant
+const COLD = Number(opt("cold", quick ? 1 : 3)); // fresh isolates
+const OUT = resolve(root, opt("out", ".bench/results.json"));
+const benchDir = join(root, ".bench");
+const tree = join(benchDir, "tree");
+const benchModels = join(benchDir, "models");
+const python = process.env.FOGLINE_PYTHON ?? (existsSync(join(root, ".venv/bin/python")) ? join(root, ".venv/bin/python") : "python3");
+const wranglerJs = require.resolve("wrangler/bin/wrangler.js");
+const host = "127.0.0.1";
+const log = (msg) => console.error(`[bench] ${msg}`);
+
+// ---------------------------------------------------------------- helpers
+const median = (xs) => quantile(xs, 0.5);
+function quantile(xs, q) {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1));
+  return s[i];
+}
+const r2 = (x) => (Number.isFinite(x) ? Math.round(x * 100) / 100 : null);
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.listen(0, host, () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+    s.on("error", rej);
+  });
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+/** One HTTP request; resolves with status, body and the wall time from send to the last byte. */
+function request(url, { method = "GET", body, headers = {} } = {}) {
+  return new Promise((res, rej) => {
+    const t0 = now();
+    const req = http.request(url, { method, agent, headers: { ...headers, ...(body ? { "content-length": body.length } : {}) } }, (r) => {
+      const chunks = [];
+      r.on("data", (c) => chunks.push(c));
+      r.on("end", () => res({ status: r.statusCode, body: Buffer.concat(chunks), ms: now() - t0 }));
+      r.on("error", rej);
+    });
+    req.on("error", rej);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+async function ok(url, opts) {
+  const r = await request(url, opts);
+  if (r.status !== 200) throw new Error(`${opts?.method ?? "GET"} ${url}: ${r.status} ${r.body.toString().slice(0, 300)}`);
+  return r;
+}
+
+const children = new Set();
+function startProcess(name, argv, env, cwd = tree) {
+  const child = spawn(process.execPath, argv, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const keep = (d) => {
+    out = (out + d.toString()).slice(-20000);
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  child.output = () => out;
+  child.label = name;
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+function stopProcess(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const force = setTimeout(() => child.kill("SIGKILL"), 5000);
+    child.once("exit", () => {
+      clearTimeout(force);
+      res();
+    });
+    child.kill("SIGTERM");
+  });
+}
+async function stopAll() {
+  await Promise.all([...children].map(stopProcess));
+}
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => stopAll().then(() => process.exit(130)));
+
+async function waitFor(url, child, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`${child.label} exited during start-up:\n${child.output()}`);
+    try {
+      const r = await request(url);
+      if (r.status === 200) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${child.label} not ready after ${timeoutMs} ms:\n${child.output()}`);
+}
+
+// ---------------------------------------------------------------- set-up
+function prepareTree() {
+  rmSync(tree, { recursive: true, force: true });
+  mkdirSync(join(tree, "test"), { recursive: true });
+  for (const p of ["workers", "shared", "cloud", "scripts", "wrangler.toml", "package.json", "tsconfig.base.json"]) {
+    cpSync(join(root, p), join(tree, p), { recursive: true, filter: (src) => !src.endsWith(".generated.ts") });
+  }
+  symlinkSync(join(root, "node_modules"), join(tree, "node_modules"), "dir");
+}
+
+function buildBenchModels() {
+  log(`building bench models with ${python} -m training.bench_models`);
+  const r = spawnSync(python, ["-m", "training.bench_models", "--like", "models/cifar10", "--out", benchDir], { cwd: root, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`training.bench_models failed (set FOGLINE_PYTHON?):\n${r.stderr}`);
+}
+
+function bundleSize() {
+  log("wrangler deploy --dry-run (shipped models)");
+  const outdir = join(benchDir, "dist");
+  rmSync(outdir, { recursive: true, force: true });
+  const r = spawnSync(process.execPath, [wranglerJs, "deploy", "--dry-run", "--outdir", outdir], {
+    cwd: tree,
+    encoding: "utf8",
+    env: { ...process.env, FOGLINE_MODELS_DIR: join(root, "models"), WRANGLER_SEND_METRICS: "false" },
+  });
+  const text = `${r.stdout}\n${r.stderr}`;
+  if (r.status !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${text}`);
+  const m = /Total Upload:\s*([\d.]+)\s*KiB\s*\/\s*gzip:\s*([\d.]+)\s*KiB/.exec(text);
+  const files = readdirSync(outdir)
+    .filter((f) => statSync(join(outdir, f)).isFile() && !f.endsWith(".map"))
+    .map((f) => {
+      const bytes = readFileSync(join(outdir, f));
+      return { file: f, rawKiB: r2(bytes.length / 1024), gzipKiB: r2(gzipSync(bytes, { level: 9 }).length / 1024) };
+    });
+  const sum = (pred, k) => r2(files.filter(pred).reduce((a, f) => a + f[k], 0));
+  const isWasm = (f) => f.file.endsWith(".wasm");
+  return {
+    wrangler: m ? { rawKiB: Number(m[1]), gzipKiB: Number(m[2]) } : null,
+    files,
+    ortWasm: { rawKiB: sum(isWasm, "rawKiB"), gzipKiB: sum(isWasm, "gzipKiB") },
+    ours: { rawKiB: sum((f) => !isWasm(f), "rawKiB"), gzipKiB: sum((f) => !isWasm(f), "gzipKiB") },
+  };
+}
+
+// ---------------------------------------------------------------- measurements
+function testPng() {
+  const vectors = JSON.parse(readFileSync(join(root, "models/cifar10/testvectors.json"), "utf8"));
+  const v = vectors.vectors.find((x) => x.name === "png-32x32-noise") ?? vectors.vectors.find((x) => x.contentType === "image/png");
+  return Buffer.from(v.imageBase64, "base64");
+}
+
+async function coldStart(edgeUrl, png) {
+  const r = await ok(`${edgeUrl}/v1/classify?exit=edge`, { method: "POST", body: png, headers: { "content-type": "image/png" } });
+  return r.ms;
+}
+
+async function edgeInWorkerd(edgeUrl, variants) {
+  const K = (v) => (v === "bench-full-edge" ? 5 : 20);
+  for (const v of variants) for (let i = 0; i < 3; i++) await ok(`${edgeUrl}/__bench/edge?model=${v}&k=2`); // warm
+  const per = Object.fromEntries(variants.map((v) => [v, []]));
+  const overhead = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = variants.map((_, i) => variants[(i + round) % variants.length]);
+    for (const v of order) {
+      const t0 = (await ok(`${edgeUrl}/__bench/edge?model=${v}&k=0`)).ms;
+      const tk = (await ok(`${edgeUrl}/__bench/edge?model=${v}&k=${K(v)}`)).ms;
+      per[v].push((tk - t0) / K(v));
+      overhead.push(t0);
+    }
+  }
+  return {
+    perInference: Object.fromEntries(variants.map((v) => [v, { medianMs: r2(median(per[v])), p90Ms: r2(quantile(per[v], 0.9)), samples: per[v].length, k: K(v) }])),
+    requestOverheadMs: r2(median(overhead)),
+  };
+}
+
+async function laterSessions(edgeUrl) {
+  const s = [];
+  for (let i = 0; i < Math.max(5, ROUNDS); i++) {
+    const one = (await ok(`${edgeUrl}/__bench/edge?model=cifar10&k=1`)).ms;
+    const fresh = (await ok(`${edgeUrl}/__bench/session?model=cifar10`)).ms;
+    s.push(fresh - one);
+  }
+  return { medianMs: r2(median(s)), p90Ms: r2(quantile(s, 0.9)), samples: s.length };
+}
+
+async function roundTrips(targets, png) {
+  const lat = Object.fromEntries(targets.map((t) => [t.name, []]));
+  const headers = { "content-type": "image/png" };
+  for (const t of targets) for (let i = 0; i < 5; i++) await ok(t.url, { method: t.method ?? "POST", body: t.method === "GET" ? undefined : png, headers }); // warm
+  const answered = {};
+  for (let i = 0; i < REQUESTS; i++) {
+    for (let j = 0; j < targets.length; j++) {
+      const t = targets[(i + j) % targets.length];
+      const r = await ok(t.url, { method: t.method ?? "POST", body: t.method === "GET" ? undefined : png, headers });
+      lat[t.name].push(r.ms);
+      if (i === 0 && t.method !== "GET") answered[t.name] = JSON.parse(r.body.toString()).exit?.at;
+    }
+  }
+  return Object.fromEntries(
+    targets.map((t) => {
+      const xs = lat[t.name];
+      const p50 = median(xs);
+      const p99 = quantile(xs, 0.99);
+      return [t.name, { p50Ms: r2(p50), p90Ms: r2(quantile(xs, 0.9)), p99Ms: r2(p99), p99OverP50: r2(p99 / p50), requests: xs.length, answeredAt: answered[t.name] ?? null }];
+    }),
+  );
+}
+
+async function nodeOrt(graphs) {
+  const mod = await import("onnxruntime-node");
+  const ort = mod.default?.InferenceSession ? mod.default : mod;
+  const sessions = {};
+  for (const [name, g] of Object.entries(graphs)) {
+    sessions[name] = await ort.InferenceSession.create(readFileSync(g.path), { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: 1, interOpNumThreads: 1 });
+  }
+  const feeds = Object.fromEntries(
+    Object.entries(graphs).map(([name, g]) => {
+      const n = g.dims.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n).map((_, i) => Math.sin(i * 12.9898) * (g.input === "split" ? 2 : 1));
+      if (g.input === "split") for (let i = 0; i < n; i++) data[i] = Math.max(0, data[i]);
+      return [name, { [g.input]: new ort.Tensor("float32", data, g.dims) }];
+    }),
+  );
+  const names = Object.keys(graphs);
+  for (const n of names) for (let i = 0; i < 5; i++) await sessions[n].run(feeds[n]);
+  const t = Object.fromEntries(names.map((n) => [n, []]));
+  const reps = quick ? 40 : 150;
+  for (let i = 0; i < reps; i++) {
+    for (let j = 0; j < names.length; j++) {
+      const n = names[(i + j) % names.length];
+      const t0 = now();
+      await sessions[n].run(feeds[n]);
+      t[n].push(now() - t0);
+    }
+  }
+  const splitOut = await sessions.edge?.run(feeds.edge);
+  return {
+    timings: Object.fromEntries(names.map((n) => [n, { medianMs: r2(median(t[n])), p90Ms: r2(quantile(t[n], 0.9)), samples: t[n].length }])),
+    split: splitOut?.split,
+  };
+}
+
+async function wire(split, fingerprint) {
+  const { encodeActivation, decodeActivation, encodedSize } = await import("../shared/src/wire.ts");
+  const shape = [...split.dims];
+  const data = split.data;
+  const out = {};
+  for (const precision of ["fp32", "fp16", "int8"]) {
+    const enc = [];
+    const dec = [];
+    let bytes;
+    for (let i = 0; i < (quick ? 50 : 200); i++) {
+      let t0 = now();
+      bytes = encodeActivation(data, shape, fingerprint, precision);
+      enc.push(now() - t0);
+      t0 = now();
+      decodeActivation(bytes);
+      dec.push(now() - t0);
+    }
+    out[precision] = { bytes: bytes.length, expectedBytes: encodedSize(shape, precision), encodeMs: r2(median(enc)), decodeMs: r2(median(dec)) };
+  }
+  const accFile = join(benchDir, "wire-accuracy.json");
+  return { shape, precisions: out, accuracy: existsSync(accFile) ? JSON.parse(readFileSync(accFile, "utf8")) : null };
+}
+
+// ---------------------------------------------------------------- report
+function table(rows) {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  return rows.map((r) => r.map((c, i) => String(c).padEnd(widths[i])).join("  ")).join("\n");
+}
+
+function report(res) {
+  const e = res.edgeInWorkerd.perInference;
+  const n = res.nodeOrt.timings;
+  const rt = res.roundTrip;
+  const fmt = (x) => (x === null || x === undefined ? "-" : typeof x === "number" ? x.toFixed(2) : x);
+  const rows = [
+    ["measurement", "median ms", "p90 / p99 ms", "note"],
+    ["edge in workerd: shipped cifar10", fmt(e.cifar10?.medianMs), fmt(e.cifar10?.p90Ms), "per inference, batch 1, (t(K)-t(0))/K"],
+    ["edge in workerd: float quantized convs", fmt(e["bench-edge-float"]?.medianMs), fmt(e["bench-edge-float"]?.p90Ms), "same config, random weights"],
+    ["edge in workerd: ConvInteger", fmt(e["bench-edge-integer"]?.medianMs), fmt(e["bench-edge-integer"]?.p90Ms), "same weights as the float row"],
+    ["baseline: whole FP ResNet-32 in workerd", fmt(e["bench-full-edge"]?.medianMs), fmt(e["bench-full-edge"]?.p90Ms), "everything at the edge"],
+    ["tail in onnxruntime-node", fmt(n.tail?.medianMs), fmt(n.tail?.p90Ms), "shipped cloud.onnx, 1 thread"],
+    ["baseline: whole FP ResNet-32 in onnxruntime-node", fmt(n.full?.medianMs), fmt(n.full?.p90Ms), "everything in the cloud, 1 thread"],
+    ["edge in onnxruntime-node (native)", fmt(n.edge?.medianMs), fmt(n.edge?.p90Ms), "shipped edge.onnx, for reference"],
+    ...Object.entries(rt).map(([k, v]) => [`round trip: ${k}`, fmt(v.p50Ms), `${fmt(v.p90Ms)} / ${fmt(v.p99Ms)}`, `p50 (p99/p50 ${fmt(v.p99OverP50)}), answered at ${v.answeredAt ?? "-"}`]),
+    ["cold start: first answer of a fresh isolate", fmt(median(res.coldStart.samplesMs)), fmt(Math.max(...res.coldStart.samplesMs)), `${res.coldStart.samplesMs.length} isolates; ORT start + session + inference`],
+    ["later session in a warm isolate", fmt(res.laterSession.medianMs), fmt(res.laterSession.p90Ms), "create + first run - one warm run"],
+    ...Object.entries(res.wire.precisions).map(([p, w]) => [
+      `wire ${p}`,
+      `${w.bytes} B`,
+      `enc ${fmt(w.encodeMs)} / dec ${fmt(w.decodeMs)}`,
+      res.wire.accuracy?.[p] ? `val hybrid acc ${(100 * res.wire.accuracy[p].hybridAccuracy).toFixed(2)}%` : "accuracy: python -m training.wire_accuracy",
+    ]),
+    ["bundle (wrangler)", `${fmt(res.bundle.wrangler?.rawKiB)} KiB`, `gzip ${fmt(res.bundle.wrangler?.gzipKiB)} KiB`, "wrangler deploy --dry-run"],
+    ["bundle: ORT WASM", `${fmt(res.bundle.ortWasm.rawKiB)} KiB`, `gzip ${fmt(res.bundle.ortWasm.gzipKiB)} KiB`, "gzip -9 per file"],
+    ["bundle: our code + models", `${fmt(res.bundle.ours.rawKiB)} KiB`, `gzip ${fmt(res.bundle.ours.gzipKiB)} KiB`, "growth beyond the ORT WASM"],
+  ];
+  return table(rows);
+}
+
+// ---------------------------------------------------------------- main
+async function main() {
+  const started = new Date().toISOString();
+  const loadBefore = os.loadavg();
+  prepareTree();
+  buildBenchModels();
+  const bundle = bundleSize();
+  const png = testPng();
+  const secret = randomBytes(32).toString("hex");
+  const common = { FOGLINE_MODELS_DIR: benchModels, FOGLINE_HMAC_SECRET: secret };
+
+  const [cloudPort, fullPort] = [await freePort(), await freePort()];
+  log("starting the cloud half and the full-precision cloud baseline");
+  const cloud = startProcess("cloud", ["--import", "tsx", "cloud/src/server.ts"], { ...common, FOGLINE_CLOUD_PORT: String(cloudPort), FOGLINE_CLOUD_HOST: host });
+  const full = startProcess("full-cloud", ["--import", "tsx", "scripts/bench/full-cloud.ts", join(benchDir, "graphs/full_fp.onnx"), join(benchModels, "cifar10/manifest.json"), String(fullPort)], {});
+  const cloudUrl = `http://${host}:${cloudPort}`;
+  const fullUrl = `http://${host}:${fullPort}`;
+  await Promise.all([waitFor(`${cloudUrl}/healthz`, cloud, 120_000), waitFor(`${fullUrl}/healthz`, full, 120_000)]);
+
+  const coldSamples = [];
+  let edge;
+  let edgeUrl;
+  for (let i = 0; i < COLD; i++) {
+    await stopProcess(edge);
+    const port = await freePort();
+    log(`starting wrangler dev (fresh isolate ${i + 1}/${COLD})`);
+    edge = startProcess(
+      "edge",
+      [wranglerJs, "dev", "scripts/bench/worker.ts", "--ip", host, "--port", String(port), "--show-interactive-dev-session=false",
+        "--var", `CLOUD_URL:${cloudUrl}`, "--var", `FOGLINE_HMAC_SECRET:${secret}`, "--var", "LOG_LEVEL:warn"],
+      { FOGLINE_MODELS_DIR: benchModels, WRANGLER_SEND_METRICS: "false" },
+    );
+    edgeUrl = `http://${host}:${port}`;
+    await waitFor(`${edgeUrl}/__bench/ping`, edge, 180_000);
+    coldSamples.push(r2(await coldStart(edgeUrl, png)));
+    log(`cold start ${coldSamples.at(-1)} ms`);
+  }
+
+  log("edge graphs inside workerd");
+  const edgeVariants = ["cifar10", "bench-edge-float", "bench-edge-integer", "bench-full-edge"];
+  const edgeInWorkerdRes = await edgeInWorkerd(edgeUrl, edgeVariants);
+  log("later sessions");
+  const laterSession = await laterSessions(edgeUrl);
+
+  log("round trips");
+  const cls = (q) => `${edgeUrl}/v1/classify?${q}`;
+  const roundTrip = await roundTrips(
+    [
+      { name: "edge-answered (exit=edge)", url: cls("exit=edge") },
+      { name: "cloud-answered (exit=cloud)", url: cls("exit=cloud") },
+      { name: "baseline everything in the cloud (Node, FP ResNet-32)", url: `${fullUrl}/v1/classify` },
+      { name: "baseline everything at the edge (Worker, FP ResNet-32)", url: cls("model=bench-full-edge&exit=edge") },
+      { name: "no inference (GET /__bench/ping on the Worker)", url: `${edgeUrl}/__bench/ping`, method: "GET" },
+    ],
+    png,
+  );
+  await stopAll();
+
+  log("onnxruntime-node");
+  const manifest = JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8"));
+  const [c, h, w] = manifest.split.shape;
+  const nodeRes = await nodeOrt({
+    tail: { path: join(benchModels, "cifar10/cloud.onnx"), input: "split", dims: [1, c, h, w] },
+    full: { path: join(benchDir, "graphs/full_fp.onnx"), input: "image", dims: [1, 3, 32, 32] },
+    edge: { path: join(benchModels, "cifar10/edge.onnx"), input: "image", dims: [1, 3, 32, 32] },
+    "edge-float": { path: join(benchModels, "bench-edge-float/edge.onnx"), input: "image", dims: [1, 3, 32, 32] },
+    "edge-integer": { path: join(benchModels, "bench-edge-integer/edge.onnx"), input: "image", dims: [1, 3, 32, 32] },
+  });
+  const wireRes = await wire(nodeRes.split, manifest.fingerprint);
+  delete nodeRes.split;
+
+  const cpus = os.cpus();
+  const results = {
+    command: `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}`,
+    started,
+    finished: new Date().toISOString(),
+    machine: {
+      cpu: cpus[0]?.model,
+      cores: cpus.length,
+      memGiB: r2(os.totalmem() / 2 ** 30),
+      loadavgBefore: loadBefore.map(r2),
+      loadavgAfter: os.loadavg().map(r2),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+    },
+    model: { name: manifest.name, version: manifest.version, fingerprint: manifest.fingerprint },
+    settings: { rounds: ROUNDS, requests: REQUESTS, coldIsolates: COLD },
+    edgeInWorkerd: edgeInWorkerdRes,
+    nodeOrt: nodeRes,
+    roundTrip,
+    coldStart: { samplesMs: coldSamples, medianMs: r2(median(coldSamples)) },
+    laterSession,
+    wire: wireRes,
+    bundle,
+  };
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`Fogline bench: ${results.machine.cpu} x${results.machine.cores}, load ${results.machine.loadavgBefore.join(" ")} -> ${results.machine.loadavgAfter.join(" ")}, ${results.model.version}`);
+  console.log(report(results));
+  console.log(`\nJSON: ${OUT}`);
+}
+
+main().catch(async (e) => {
+  console.error(e);
+  await stopAll();
+  process.exit(1);
+});
