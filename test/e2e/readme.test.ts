@@ -1,0 +1,77 @@
+/**
+ * The README's shell examples, run as written against `npm start` (only the host and port are
+ * swapped for the test stack's), so they cannot rot; and its sample answer checked against the
+ * response schema.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { beforeAll, describe, expect, inject, it } from "vitest";
+import { ClassifyResponse } from "../../shared/src/schemas/classify.js";
+import { base64ToBytes, DEFAULT_MODEL, makePng, vectorsFor } from "../shared/fixtures.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const DIR = join(ROOT, "test-artifacts", "readme");
+const README = readFileSync(join(ROOT, "README.md"), "utf8");
+const EDGE = "http://127.0.0.1:8787";
+
+/**
+ * Shell commands of the README's ```sh blocks (continuation lines joined) that are client calls
+ * to the local edge. Only commands that start with `curl`, `printf` or `npx fogline` are ever
+ * run: never an install, a deploy or a server start.
+ */
+function examples(): string[] {
+  const out: string[] = [];
+  for (const block of README.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    const joined = block[1]!.replace(/\\\n\s*/g, " ");
+    for (const line of joined.split("\n")) {
+      const cmd = line.trim();
+      const client = /^(curl|printf) /.test(cmd) ? cmd.includes(EDGE) : cmd.startsWith("npx fogline ");
+      // one client call each (a pipe is fine): no command lists
+      if (client && !/&&|;|\|\|/.test(cmd)) out.push(cmd);
+    }
+  }
+  return out;
+}
+
+beforeAll(() => {
+  mkdirSync(DIR, { recursive: true });
+  const jpeg = vectorsFor(DEFAULT_MODEL).vectors.find((v) => v.contentType === "image/jpeg");
+  writeFileSync(join(DIR, "cat.png"), makePng(48, 40, 7));
+  if (jpeg) writeFileSync(join(DIR, "cat.jpg"), base64ToBytes(jpeg.imageBase64));
+});
+
+describe("README examples", () => {
+  const cmds = examples();
+
+  it("has curl, OIP and CLI examples", () => {
+    expect(cmds.filter((c) => c.startsWith("curl ")).length).toBeGreaterThanOrEqual(5);
+    expect(cmds.some((c) => c.includes("/v2/models/cifar10/infer"))).toBe(true);
+    expect(cmds.some((c) => c.startsWith("npx fogline classify"))).toBe(true);
+  });
+
+  it.each(cmds)("%s", (cmd) => {
+    const edge = inject("edgeUrl");
+    const r = spawnSync("bash", ["-o", "pipefail", "-c", cmd.replaceAll(EDGE, edge)], {
+      cwd: DIR,
+      env: { ...process.env, FOGLINE_URL: edge, npm_config_offline: "true" },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(r.status, `${r.stderr}\n${r.stdout}`).toBe(0);
+    const out = r.stdout.trim();
+    expect(out.length).toBeGreaterThan(0);
+    if (out.startsWith("{") || out.startsWith("[")) {
+      const body = JSON.parse(out);
+      expect(Array.isArray(body) ? body.filter((x) => x.error) : body.error, out.slice(0, 500)).toEqual(Array.isArray(body) ? [] : undefined);
+      if (Array.isArray(body)) for (const { file: _file, ...answer } of body) ClassifyResponse.parse(answer);
+      else if (cmd.startsWith("curl") && cmd.includes("/v1/classify")) ClassifyResponse.parse(body);
+    }
+  });
+
+  it("shows a 200 answer of /v1/classify that matches the response schema", () => {
+    const block = /200 response:\s*```json\n([\s\S]*?)```/.exec(README);
+    expect(block).not.toBeNull();
+    ClassifyResponse.parse(JSON.parse(block![1]!));
+  });
+});
