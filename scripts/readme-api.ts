@@ -35,7 +35,10 @@ export function typeOf(s: Schema, indent = ""): string {
     const props = (s.properties ?? {}) as Record<string, Schema>;
     const required = new Set((s.required ?? []) as string[]);
     const inner = indent + "  ";
-    const lines = Object.entries(props).map(([k, v]) => `${inner}${k}${required.has(k) ? "" : "?"}: ${typeOf(v, inner)};`);
+    const lines = Object.entries(props).flatMap(([k, v]) => [
+      ...(typeof v.description === "string" ? [`${inner}/** ${v.description} */`] : []),
+      `${inner}${k}${required.has(k) ? "" : "?"}: ${typeOf(v, inner)};`,
+    ]);
     const extra = s.additionalProperties;
     if (extra && typeof extra === "object") {
       lines.push(`${inner}[key: string]: ${Object.keys(extra).length ? typeOf(extra as Schema, inner) : "unknown"};`);

@@ -30,22 +30,21 @@ export const WirePrecision = z.enum(["fp32", "fp16", "int8"]);
 export type WirePrecision = z.infer<typeof WirePrecision>;
 
 const EnergyPart = {
-  edge: z.number(),
-  /** 0 when the edge answered: the tail never ran */
-  cloud: z.number(),
-  total: z.number(),
-  /** the same image through the full-precision ResNet-32 without exits */
-  fullPrecision: z.number(),
-  /** fullPrecision / total */
-  saving: z.number(),
+  edge: z.number().meta({ description: "the edge part, paid by every request" }),
+  cloud: z.number().meta({ description: "the tail; 0 when the edge answered (the tail never ran)" }),
+  total: z.number().meta({ description: "edge + cloud" }),
+  fullPrecision: z.number().meta({ description: "the same image through the full-precision ResNet-32 without exits" }),
+  saving: z.number().meta({ description: "fullPrecision / total" }),
 };
 
 /** Modelled energy of this request (shared/src/energy.ts; constants in shared/energy.json). */
 export const RequestEnergy = z.object({
-  /** paper model: units of one full-precision MAC, a b-bit MAC costs b/32 */
-  paper: z.object({ unit: z.literal("fp32-mac"), ...EnergyPart }),
-  /** Horowitz 45 nm operation energies plus SRAM weight reads, picojoules */
-  op45nm: z.object({ unit: z.literal("pJ"), ...EnergyPart }),
+  paper: z
+    .object({ unit: z.literal("fp32-mac"), ...EnergyPart })
+    .meta({ description: "paper model: units of one full-precision MAC, a b-bit MAC costs b/32" }),
+  op45nm: z
+    .object({ unit: z.literal("pJ"), ...EnergyPart })
+    .meta({ description: "Horowitz 45 nm operation energies plus SRAM weight reads, picojoules" }),
 });
 
 /** 200 body of `POST /v1/classify`. */
@@ -53,33 +52,26 @@ export const ClassifyResponse = z.object({
   model: z.object({ name: z.string(), version: z.string(), fingerprint: z.string() }),
   label: z.string(),
   classIndex: z.number().int().nonnegative(),
-  /** softmax probability of `label` under the head that answered */
-  score: z.number(),
-  /** top 5 (fewer when the model has fewer classes) */
-  top: z.array(TopEntry),
+  score: z.number().meta({ description: "softmax probability of `label` under the head that answered" }),
+  top: z.array(TopEntry).meta({ description: "top 5, best first (fewer when the model has fewer classes)" }),
   exit: z.object({
-    at: z.enum(["edge", "cloud"]),
-    /** natural-log softmax entropy of the exit logits */
-    entropy: z.number(),
-    threshold: z.number(),
-    /** the `exit` query the client asked for */
-    mode: ExitMode,
+    at: z.enum(["edge", "cloud"]).meta({ description: "the head that answered" }),
+    entropy: z.number().meta({ description: "natural-log softmax entropy of the exit logits" }),
+    threshold: z.number().meta({ description: "the threshold this request used" }),
+    mode: ExitMode.meta({ description: "the `exit` query the client asked for" }),
   }),
-  degraded: z.boolean(),
-  /** why the cloud could not answer, when `degraded` */
-  degradedReason: z.string().optional(),
-  /** split activation bytes sent to the cloud and their precision, when the cloud was called */
-  wire: z.object({ precision: WirePrecision, bytes: z.number().int() }).optional(),
-  energy: RequestEnergy,
-  /**
-   * Milliseconds. Inside workerd the clock only advances on I/O (Spectre mitigation), so edge
-   * CPU phases read 0 there; `cloudMs` (a network hop) is real.
-   */
+  degraded: z.boolean().meta({ description: "the cloud was needed but could not answer: this is the edge's own prediction" }),
+  degradedReason: z.string().optional().meta({ description: "why the cloud could not answer, when `degraded`" }),
+  wire: z
+    .object({ precision: WirePrecision, bytes: z.number().int() })
+    .optional()
+    .meta({ description: "split activation bytes sent to the cloud and their precision, when the cloud was called" }),
+  energy: RequestEnergy.meta({ description: "modelled computational energy of this request (shared/src/energy.ts; constants in shared/energy.json)" }),
   timings: z.object({
     decodeMs: z.number(),
     edgeMs: z.number(),
     cloudMs: z.number().optional(),
     totalMs: z.number(),
-  }),
+  }).meta({ description: "milliseconds; in deployed workerd edge CPU phases may read 0 (the clock advances on I/O only), `cloudMs` is real" }),
 });
 export type ClassifyResponse = z.infer<typeof ClassifyResponse>;

@@ -30,8 +30,7 @@ export type OipModelReady = z.infer<typeof OipModelReady>;
 export const OipTensorMetadata = z.object({
   name: z.string(),
   datatype: OipDatatype,
-  /** -1 marks a variable dimension (the batch) */
-  shape: z.array(z.number().int()),
+  shape: z.array(z.number().int()).meta({ description: "-1 marks a variable dimension (the batch)" }),
 });
 
 /** `GET /v2/models/{model}`: model metadata. */
@@ -46,26 +45,23 @@ export type OipModelMetadata = z.infer<typeof OipModelMetadata>;
 
 /** Fogline's request parameters; other scalar parameters are accepted and ignored. */
 export const OipInferParameters = z.looseObject({
-  /** entropy threshold for this request (default: the manifest's calibrated value) */
-  threshold: z.number().finite().nonnegative().optional(),
-  /** auto: exit per sample at the edge when entropy < threshold; edge / cloud: force the path */
-  exit: ExitMode.optional(),
+  threshold: z.number().finite().nonnegative().optional().meta({ description: "entropy threshold for this request (default: the manifest's calibrated value)" }),
+  exit: ExitMode.optional().meta({ description: "`auto`: each sample exits at the edge when entropy < threshold; `edge` / `cloud`: force the path" }),
 });
 
 export const OipRequestInput = z.object({
   name: z.string(),
-  /** `[N, 3, H, W]` for FP32, `[N]` for BYTES */
-  shape: z.array(z.number().int().nonnegative()),
+  shape: z.array(z.number().int().nonnegative()).meta({ description: "`[N, 3, H, W]` for FP32, `[N]` for BYTES; N <= 64" }),
   datatype: OipDatatype,
   parameters: OipParameters.optional(),
-  /** row-major tensor contents, flat or nested; BYTES elements are base64 strings of PNG/JPEG files */
-  data: z.array(z.unknown()),
+  data: z.array(z.unknown()).meta({ description: "row-major tensor contents, flat or nested; BYTES elements are base64 strings of PNG/JPEG files" }),
 });
 
 export const OipRequestOutput = z.object({
   name: z.string(),
-  /** `classification: k` on `probabilities` returns the top k as "score:index:label" strings (Triton's classification extension) */
-  parameters: OipParameters.optional(),
+  parameters: OipParameters.optional().meta({
+    description: '`classification: k` on `probabilities` returns the top k as "score:index:label" strings (Triton\'s classification extension)',
+  }),
 });
 
 /** `POST /v2/models/{model}/infer` body. */
@@ -73,8 +69,7 @@ export const OipInferRequest = z.object({
   id: z.string().optional(),
   parameters: OipInferParameters.optional(),
   inputs: z.array(OipRequestInput).length(1, "send exactly one input: an FP32 image tensor or a BYTES tensor of encoded images"),
-  /** default: every output */
-  outputs: z.array(OipRequestOutput).optional(),
+  outputs: z.array(OipRequestOutput).optional().meta({ description: "the outputs to return (default: all)" }),
 });
 export type OipInferRequest = z.infer<typeof OipInferRequest>;
 
@@ -91,12 +86,10 @@ export const OipInferResponse = z.object({
   model_name: z.string(),
   model_version: z.string().optional(),
   id: z.string().optional(),
-  /**
-   * Per request: `threshold`, `exit_mode`, `degraded` (+ `degraded_reason`), `edge_exits`. Per
-   * sample, comma-separated in batch order (parameter values are scalars): `exit_point`
-   * ("edge"/"cloud") and `entropy`. The `exit_point` and `entropy` outputs carry the same as tensors.
-   */
-  parameters: OipParameters.optional(),
+  parameters: OipParameters.optional().meta({
+    description:
+      'per request: `threshold`, `exit_mode`, `degraded` (+ `degraded_reason`), `edge_exits`; per sample, comma-separated in batch order (parameter values are scalars): `exit_point` ("edge"/"cloud") and `entropy`. The `exit_point` and `entropy` outputs carry the same as tensors.',
+  }),
   outputs: z.array(OipResponseOutput),
 });
 export type OipInferResponse = z.infer<typeof OipInferResponse>;
