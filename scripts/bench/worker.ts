@@ -4,14 +4,17 @@
  * benchmark can time it from outside (timers do not advance during CPU work inside workerd,
  * DESIGN §5):
  *   GET /__bench/edge?model=M&k=K     K sequential edge inferences (batch 1) on a fixed input;
- *                                     per inference = (t(K) - t(0)) / K, timed by the client
- *   GET /__bench/session?model=M      a fresh, uncached InferenceSession + one run ("later sessions")
+ *                                     per inference = (t(K) - t(0)) / K, timed by the client.
+ *                                     Serving's own cached session, or with &opt=LEVEL a private one
+ *                                     created with that graphOptimizationLevel
+ *   GET /__bench/session?model=M      a fresh, uncached InferenceSession + one run ("later sessions"),
+ *                                     &opt=LEVEL (default: serving's level)
  *   GET /__bench/ping                 no inference: readiness that does not warm ORT, and the HTTP floor
  */
 import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { initOrt } from "../../workers/src/infer/ort.js";
-import { edgeRunner } from "../../workers/src/infer/session.js";
+import { EDGE_SESSION_OPTIONS, edgeRunner, OrtWebRunner } from "../../workers/src/infer/session.js";
 import { getModel } from "../../workers/src/models/registry.js";
 import { runEdge } from "../../shared/src/runner.js";
 
@@ -26,6 +29,16 @@ function fixedInput(h: number, w: number): Float32Array {
   return x;
 }
 
+type Level = "disabled" | "basic" | "extended" | "all";
+const LEVELS = new Set(["disabled", "basic", "extended", "all"]);
+const private_ = new Map<string, Promise<OrtWebRunner>>();
+
+function options(url: URL) {
+  const opt = url.searchParams.get("opt");
+  if (opt !== null && !LEVELS.has(opt)) throw new Error(`opt must be one of ${[...LEVELS].join(", ")}`);
+  return opt === null ? EDGE_SESSION_OPTIONS : { ...EDGE_SESSION_OPTIONS, graphOptimizationLevel: opt as Level };
+}
+
 async function bench(req: Request): Promise<Response> {
   const url = new URL(req.url);
   if (url.pathname === "/__bench/ping") return Response.json({ ok: true }); // no ORT: readiness without warming
@@ -34,14 +47,21 @@ async function bench(req: Request): Promise<Response> {
   const image = { data: fixedInput(height, width), dims: [1, 3, height, width] };
   if (url.pathname === "/__bench/edge") {
     const k = Number(url.searchParams.get("k") ?? "1");
-    const runner = await edgeRunner(model);
+    const opt = url.searchParams.get("opt");
+    let runner;
+    if (opt === null) runner = await edgeRunner(model);
+    else {
+      const key = `${model.manifest.name}/${opt}`;
+      if (!private_.has(key)) private_.set(key, initOrt().InferenceSession.create(new Uint8Array(model.edgeOnnx), options(url)).then((s) => new OrtWebRunner(s)));
+      runner = await private_.get(key)!;
+    }
     let checksum = 0;
     for (let i = 0; i < k; i++) checksum += (await runEdge(runner, image)).exitLogits.data[0]!;
     return Response.json({ k, checksum });
   }
   if (url.pathname === "/__bench/session") {
     const ort = initOrt();
-    const session = await ort.InferenceSession.create(new Uint8Array(model.edgeOnnx), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    const session = await ort.InferenceSession.create(new Uint8Array(model.edgeOnnx), options(url));
     await session.run({ image: new ort.Tensor("float32", image.data, image.dims) });
     await session.release();
     return Response.json({ ok: true });

@@ -84,6 +84,19 @@ describe("onnxruntime-web in workerd", () => {
       }
     }
   });
+
+  it("answers concurrent runs on the one cached session each with its own input and output (no shared buffers)", async () => {
+    const name = DEFAULT_MODEL;
+    const m = getModel(name).manifest;
+    const runner = await edgeRunner(getModel(name));
+    expect(await edgeRunner(getModel(name))).toBe(runner); // created once per isolate
+    const { vectors: vs } = vectorsFor(name);
+    const dims = [1, 3, m.input.height, m.input.width];
+    // all in flight at once, twice over: a reused input or output buffer would leak one into another
+    const outs = await Promise.all([...vs, ...vs].map((v) => runEdge(runner, { data: Float32Array.from(v.input), dims })));
+    outs.forEach((out, i) => expect(maxAbsDiff(out.exitLogits.data, vs[i % vs.length]!.exitLogits)).toBeLessThan(1e-3));
+    expect(Array.from(outs[0]!.exitLogits.data)).toEqual(Array.from(outs[vs.length]!.exitLogits.data));
+  });
 });
 
 describe("GET /healthz and GET /v1/models", () => {

@@ -2,8 +2,14 @@ import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
 import type { EdgeModel } from "../models/registry.js";
 import { initOrt, ort } from "./ort.js";
 
+/** Session options of every edge session (scripts/bench/worker.ts compares levels against these). */
+export const EDGE_SESSION_OPTIONS = {
+  executionProviders: ["wasm"],
+  graphOptimizationLevel: "all",
+} satisfies ort.InferenceSession.SessionOptions;
+
 /** GraphRunner over an onnxruntime-web session (the edge's implementation of the shared contract). */
-class OrtWebRunner implements GraphRunner {
+export class OrtWebRunner implements GraphRunner {
   private queue: Promise<unknown> = Promise.resolve();
   constructor(private readonly session: ort.InferenceSession) {}
 
@@ -35,10 +41,7 @@ export function edgeRunner(model: EdgeModel): Promise<GraphRunner> {
   let runner = sessions.get(key);
   if (!runner) {
     const o = initOrt();
-    runner = o.InferenceSession.create(new Uint8Array(model.edgeOnnx), {
-      executionProviders: ["wasm"],
-      graphOptimizationLevel: "all",
-    }).then((s) => new OrtWebRunner(s));
+    runner = o.InferenceSession.create(new Uint8Array(model.edgeOnnx), EDGE_SESSION_OPTIONS).then((s) => new OrtWebRunner(s));
     // a failed creation is not cached, so the next request retries
     runner.catch(() => sessions.delete(key));
     sessions.set(key, runner);
