@@ -6,6 +6,10 @@
  *   GET  /clock              performance.now() of this process, ms: a stopwatch outside workerd
  *   POST /cloud/kill         SIGKILL the killable cloud (a crash: no clean shutdown)
  *   POST /cloud/start        start it again on the same port; answers once it listens
+ *   GET  /slow/last          the x-request-id of the last call the slow cloud received
+ *   GET  /sleep/<ms>         answers after <ms>: a pause for loops inside workerd, where a
+ *                            stream of instantly failing fetches (a closed port) never lets a
+ *                            timer fire, so setTimeout cannot be relied on there
  *
  * and a slow cloud: `http://127.0.0.1:<slowPort>/delay/<ms>/...` waits <ms>, then forwards the
  * call to the healthy cloud and relays its answer (a cloud slower than the edge's timeout).
@@ -40,6 +44,7 @@ export async function startOutageHarness(modelsDir: string, healthyPort: number,
   let killable: RunningCloud | undefined = first;
   const killablePort = first.port;
   let starting: Promise<RunningCloud> | undefined;
+  let lastRequestId: string | undefined;
 
   const control = createServer(async (req, res: ServerResponse) => {
     const reply = (status: number, body: unknown) => {
@@ -49,6 +54,12 @@ export async function startOutageHarness(modelsDir: string, healthyPort: number,
     try {
       await readBody(req);
       if (req.method === "GET" && req.url === "/clock") return reply(200, { ms: performance.now() });
+      const sleep = /^\/sleep\/(\d+)$/.exec(req.url ?? "");
+      if (req.method === "GET" && sleep) {
+        await new Promise((r) => setTimeout(r, Number(sleep[1])));
+        return reply(200, { slept: Number(sleep[1]) });
+      }
+      if (req.method === "GET" && req.url === "/slow/last") return reply(200, { requestId: lastRequestId ?? null });
       if (req.method === "POST" && req.url === "/cloud/kill") {
         await killable?.kill();
         killable = undefined;
@@ -75,6 +86,8 @@ export async function startOutageHarness(modelsDir: string, healthyPort: number,
       return;
     }
     const body = await readBody(req);
+    const id = req.headers["x-request-id"];
+    lastRequestId = typeof id === "string" ? id : undefined;
     let gone = false;
     res.once("close", () => (gone = true));
     await new Promise((r) => setTimeout(r, Number(m[1])));

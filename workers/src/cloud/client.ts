@@ -69,11 +69,22 @@ async function callOnce(call: CloudCall, started: number): Promise<CloudAnswer> 
   const { manifest } = call;
   if (!call.cloudUrl) throw new CloudError("not_configured", "CLOUD_URL is not set");
   if (!call.secret) throw new CloudError("not_configured", "FOGLINE_HMAC_SECRET is not set");
-  const secret = call.secret;
   const body = encodeActivation(call.split.data, call.split.dims, manifest.fingerprint, call.precision);
-  const url = `${call.cloudUrl.replace(/\/+$/, "")}/v1/tail/${encodeURIComponent(manifest.name)}`;
-  // One deadline for the whole call, retry included: a request never waits longer than the timeout.
-  const deadline = AbortSignal.timeout(call.timeoutMs);
+  // One deadline for the whole call, retry included: a request never waits longer than the
+  // timeout. A cleared timer rather than AbortSignal.timeout, whose timer outlives the call.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new DOMException("edge->cloud timeout", "TimeoutError")), call.timeoutMs);
+  try {
+    return await attempt(call, started, body, deadline.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function attempt(call: CloudCall, started: number, body: Uint8Array, deadline: AbortSignal): Promise<CloudAnswer> {
+  const { manifest } = call;
+  const secret = call.secret!;
+  const url = `${call.cloudUrl!.replace(/\/+$/, "")}/v1/tail/${encodeURIComponent(manifest.name)}`;
   // Signed per attempt: a retry carries a fresh nonce, so the cloud never mistakes it for a replay
   // of a first attempt that did arrive.
   const init = async (): Promise<RequestInit> => {
@@ -114,7 +125,12 @@ async function callOnce(call: CloudCall, started: number): Promise<CloudAnswer> 
     if (res.status >= 500) throw new CloudError("server_error", `the cloud failed (${detail})`);
     throw new CloudError("rejected", `the cloud rejected the call (${detail})`);
   }
-  const parsed = TailResponse.safeParse(safeJson(await res.text().catch(() => "")));
+  const text = await res.text().catch(() => {
+    // headers arrived in time, the body did not
+    if (deadline.aborted) throw new CloudError("timeout", `the cloud did not answer within ${call.timeoutMs} ms`);
+    return "";
+  });
+  const parsed = TailResponse.safeParse(safeJson(text));
   if (!parsed.success) throw new CloudError("bad_response", "the cloud's answer is not a valid tail response");
   const classes = manifest.labels.length;
   const batch = call.split.dims[0] ?? 1;
