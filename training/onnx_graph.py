@@ -35,8 +35,9 @@ def bn_affine(bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarr
 
 
 class GraphBuilder:
-    def __init__(self, integer_convs: bool = False) -> None:
+    def __init__(self, integer_convs: bool = False, binary_thresholds: bool = True) -> None:
         self.integer_convs = integer_convs
+        self.binary_thresholds = binary_thresholds
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.count = 0
@@ -113,7 +114,7 @@ class GraphBuilder:
         c = self.node("Mul", [c, self.init(f"{name}.two", f32(np.array(2.0)))], name)
         return self.node("Cast", [c], name, to=TensorProto.UINT8)
 
-    def int_conv(self, x_u8: str, name: str, act_bits: int, codes: np.ndarray, scale: np.ndarray, stride: int, pad: int) -> str:
+    def int_conv(self, x_u8: str, name: str, act_bits: int, codes: np.ndarray, scale: np.ndarray | None, stride: int, pad: int) -> str:
         """Exact integer conv, no bias: ConvInteger over uint8 activation levels and uint8 weight
         codes, both with a zero point, so sum (x - zx)(w - zw) = sum (n * value) * code in int32
         (exact; padding takes the zero point, i.e. contributes 0 like the float conv's zeros),
@@ -128,6 +129,8 @@ class GraphBuilder:
         wz = self.init(f"{name}.w_zero", np.array(zw, np.uint8))
         k = codes.shape[2]
         acc = self.node("ConvInteger", [x_u8, wq, xz, wz], name, kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4)
+        if scale is None:
+            return acc  # the int32 sums, for a consumer that thresholds them (binary_sign_of_conv)
         return self.node("DequantizeLinear", [acc, self.init(f"{name}.scale", f32(scale / n_act))], name, axis=1)
 
     def relu(self, x: str) -> str:
@@ -190,6 +193,30 @@ def quant_block(g: GraphBuilder, x: str, name: str, b: QuantBlock) -> str:
     return g.relu(g.add(out, shortcut(g, x, name, b.shortcut)))
 
 
+THRESHOLD_NEVER = 2**30  # |int32 sums| of a binary 3x3 conv stay below 9 * 64 channels
+
+
+def binary_sign_thresholds(scale: np.ndarray, s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sign(BN(ReLU(conv))) of a binary block's first conv as an integer test on its int32 sums.
+
+    The next activation is [relu(acc * scale) * s + t >= 0] per output channel (scale > 0). For
+    s > 0 that is acc >= ceil(-t / (scale s)) (always true when t >= 0); for s < 0 it is
+    acc <= floor(t / (scale |s|)) (never when t < 0), which the filter's codes negated turn into
+    -acc >= -floor(...); s = 0 leaves the constant t >= 0. Returns (per-filter sign to apply to
+    the codes, int32 thresholds). Computed in float64: the real-valued decision, which the float
+    graph and PyTorch approximate in float32."""
+    flip = np.where(s < 0, -1, 1)
+    thr = np.empty(len(s), dtype=np.int64)
+    for c, (a, sc, tc) in enumerate(zip(scale, s, t)):
+        if sc > 0:
+            thr[c] = -THRESHOLD_NEVER if tc >= 0 else int(np.ceil(-tc / (a * sc)))
+        elif sc < 0:
+            thr[c] = THRESHOLD_NEVER if tc < 0 else -int(np.floor(tc / (a * -sc)))
+        else:
+            thr[c] = -THRESHOLD_NEVER if tc >= 0 else THRESHOLD_NEVER
+    return flip, np.clip(thr, -THRESHOLD_NEVER, THRESHOLD_NEVER).astype(np.int32)
+
+
 def int_quant_block(g: GraphBuilder, x: str, name: str, b: QuantBlock) -> str:
     """The same block with ConvInteger (see GraphBuilder.int_conv): BN -> q as uint8 levels ->
     ConvInteger -> per-filter scale -> ReLU -> BN -> q -> ConvInteger -> scale (bn_out folded)
@@ -199,8 +226,15 @@ def int_quant_block(g: GraphBuilder, x: str, name: str, b: QuantBlock) -> str:
     codes2, scale2 = (a.numpy() for a in weight_codes(c2.weight.detach(), b.weight_bits))
     s_out, t_out = bn_affine(b.bn_out)
     q = g.affine_act_u8(x, f"{name}.bn_in", *bn_affine(b.bn_in), b.act_bits)
-    out = g.relu(g.int_conv(q, f"{name}.conv1", b.act_bits, codes1, scale1.astype(np.float64), c1.stride[0], c1.padding[0]))
-    q = g.affine_act_u8(out, f"{name}.bn_mid", *bn_affine(b.bn_mid), b.act_bits)
+    if b.act_bits == 1 and g.binary_thresholds:
+        # ConvInteger -> one integer comparison -> uint8 sign level (3 float ops fewer per block)
+        flip, thr = binary_sign_thresholds(scale1.astype(np.float64), *bn_affine(b.bn_mid))
+        acc = g.int_conv(q, f"{name}.conv1", b.act_bits, codes1 * flip[:, None, None, None], None, c1.stride[0], c1.padding[0])
+        ge = g.node("GreaterOrEqual", [acc, g.init(f"{name}.bn_mid.threshold", thr.reshape(1, -1, 1, 1))], f"{name}.bn_mid")
+        q = g.node("Where", [ge, g.init(f"{name}.bn_mid.two_u8", np.array(2, np.uint8)), g.init(f"{name}.bn_mid.zero_u8", np.array(0, np.uint8))], f"{name}.bn_mid")
+    else:
+        out = g.relu(g.int_conv(q, f"{name}.conv1", b.act_bits, codes1, scale1.astype(np.float64), c1.stride[0], c1.padding[0]))
+        q = g.affine_act_u8(out, f"{name}.bn_mid", *bn_affine(b.bn_mid), b.act_bits)
     out = g.int_conv(q, f"{name}.conv2", b.act_bits, codes2, scale2.astype(np.float64) * s_out, c2.stride[0], c2.padding[0])
     sc = b.shortcut
     if sc.project:

@@ -157,3 +157,19 @@ def test_full_graph_is_the_whole_network_without_the_exit():
     np.testing.assert_allclose(s, features.numpy(), atol=1e-3)
     (head,) = ort.InferenceSession(build_head(model).SerializeToString()).run(None, {"split": features.numpy()})
     np.testing.assert_allclose(head, logits.numpy(), atol=1e-3)
+
+
+def test_binary_sign_thresholds_decide_like_the_float_chain():
+    """[relu(acc * scale) * s + t >= 0] per channel == [flip * acc >= threshold] for every int32 sum."""
+    from training.onnx_graph import binary_sign_thresholds
+    rng = np.random.default_rng(0)
+    c = 256
+    scale = rng.uniform(0.001, 0.05, c)
+    s = rng.normal(0, 1, c)
+    s[:4] = 0.0
+    t = rng.normal(0, 1, c)
+    flip, thr = binary_sign_thresholds(scale, s, t)
+    acc = np.arange(-600, 601)[:, None]
+    want = np.maximum(acc * scale, 0) * s + t >= 0
+    got = flip * acc >= thr
+    assert (want == got).all()
