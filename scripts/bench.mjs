@@ -331,13 +331,59 @@ async function wire(split, fingerprint) {
   return { shape, precisions: out, accuracy: existsSync(accFile) ? JSON.parse(readFileSync(accFile, "utf8")) : null };
 }
 
+// ---------------------------------------------------------------- cost
+// Workers Paid, Standard usage model (https://developers.cloudflare.com/workers/platform/pricing/):
+// $0.30 per million requests beyond 10 M/month, $0.02 per million CPU-ms beyond 30 M/month,
+// $5/month subscription. Marginal prices, i.e. beyond the included allotments.
+const PRICES = {
+  source: "https://developers.cloudflare.com/workers/platform/pricing/ (Standard usage model)",
+  requestPerMillion: 0.3,
+  cpuMsPerMillion: 0.02,
+  workersAiImageClassificationPerMillion: 2.51,
+};
+
+/** Dollars per million requests from measured per-request CPU-ms (local wall time as a proxy). */
+function cost(res, manifest) {
+  const rt = res.roundTrip;
+  const floor = rt["no inference (GET /__bench/ping on the Worker)"].p50Ms;
+  const edgeCpu = Math.max(0, rt["edge-answered (exit=edge)"].p50Ms - floor);
+  const fullEdgeCpu = Math.max(0, rt["baseline everything at the edge (Worker, FP ResNet-32)"].p50Ms - floor);
+  const encode = res.wire.precisions.int8.encodeMs;
+  const tail = res.nodeOrt.timings.tail.medianMs;
+  const full = res.nodeOrt.timings.full.medianMs;
+  const f = manifest.validation?.edgeFraction ?? 0.65;
+  const usd = (requests, cpuMs) => r2(requests * PRICES.requestPerMillion + cpuMs * PRICES.cpuMsPerMillion);
+  return {
+    prices: PRICES,
+    assumptions:
+      "Worker CPU-ms per request = round-trip p50 minus the no-inference p50 (local wall time; the Workers bill counts CPU). " +
+      "The cloud tail (any Node host) is priced at the same $ per CPU-ms for comparability, without a request fee.",
+    edgeFraction: f,
+    workerCpuMs: { edgeAnswered: r2(edgeCpu), cloudAnswered: r2(edgeCpu + encode), everythingAtTheEdge: r2(fullEdgeCpu) },
+    cloudCpuMs: { tail, everythingInTheCloud: full },
+    usdPerMillion: {
+      edgeAnswered: usd(1, edgeCpu),
+      cloudAnswered: usd(1, edgeCpu + encode + tail),
+      hybridAtEdgeFraction: usd(1, edgeCpu + (1 - f) * (encode + tail)),
+      everythingAtTheEdge: usd(1, fullEdgeCpu),
+      everythingInTheCloud: usd(0, full),
+      workersAi: PRICES.workersAiImageClassificationPerMillion,
+    },
+  };
+}
+
 // ---------------------------------------------------------------- report
+function markdown(rows) {
+  const line = (r) => `| ${r.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
+  return [line(rows[0]), line(rows[0].map(() => "---")), ...rows.slice(1).map(line)].join("\n");
+}
+
 function table(rows) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
   return rows.map((r) => r.map((c, i) => String(c).padEnd(widths[i])).join("  ")).join("\n");
 }
 
-function report(res) {
+function report(res, asMarkdown = false) {
   const e = res.edgeInWorkerd.perInference;
   const n = res.nodeOrt.timings;
   const rt = res.roundTrip;
@@ -366,11 +412,12 @@ function report(res) {
       `enc ${fmt(w.encodeMs)} / dec ${fmt(w.decodeMs)}`,
       res.wire.accuracy?.[p] ? `val hybrid acc ${(100 * res.wire.accuracy[p].hybridAccuracy).toFixed(2)}%` : "accuracy: python -m training.wire_accuracy",
     ]),
+    ...Object.entries(res.cost.usdPerMillion).map(([k, v]) => [`$ per million: ${k}`, fmt(v), "", k === "workersAi" ? "Workers AI image classification" : "Workers Paid marginal prices, see cost.assumptions"]),
     ["bundle (wrangler)", `${fmt(res.bundle.wrangler?.rawKiB)} KiB`, `gzip ${fmt(res.bundle.wrangler?.gzipKiB)} KiB`, "wrangler deploy --dry-run"],
     ["bundle: ORT WASM", `${fmt(res.bundle.ortWasm.rawKiB)} KiB`, `gzip ${fmt(res.bundle.ortWasm.gzipKiB)} KiB`, "gzip -9 per file"],
     ["bundle: our code + models", `${fmt(res.bundle.ours.rawKiB)} KiB`, `gzip ${fmt(res.bundle.ours.gzipKiB)} KiB`, "growth beyond the ORT WASM"],
   ];
-  return table(rows);
+  return asMarkdown ? markdown(rows) : table(rows);
 }
 
 // ---------------------------------------------------------------- main
@@ -478,11 +525,13 @@ async function main() {
     wire: wireRes,
     bundle,
   };
+  results.cost = cost(results, manifest);
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(OUT.replace(/\.json$/, "") + ".md", `${report(results, true)}\n`);
   console.log(`Fogline bench: ${results.machine.cpu} x${results.machine.cores}, load ${results.machine.loadavgBefore.join(" ")} -> ${results.machine.loadavgAfter.join(" ")}, ${results.model.version}`);
   console.log(report(results));
-  console.log(`\nJSON: ${OUT}`);
+  console.log(`\nJSON: ${OUT} (markdown table next to it)`);
 }
 
 main().catch(async (e) => {
