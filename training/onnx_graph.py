@@ -208,13 +208,13 @@ def binary_sign_thresholds(scale: np.ndarray, s: np.ndarray, t: np.ndarray) -> t
     flip = np.where(s < 0, -1, 1)
     thr = np.empty(len(s), dtype=np.int64)
     for c, (a, sc, tc) in enumerate(zip(scale, s, t)):
-        if sc > 0:
-            thr[c] = -THRESHOLD_NEVER if tc >= 0 else int(np.ceil(-tc / (a * sc)))
-        elif sc < 0:
-            thr[c] = THRESHOLD_NEVER if tc < 0 else -int(np.floor(tc / (a * -sc)))
-        else:
+        if a * sc == 0:  # a zero filter or a zero BN scale: the decision is the constant t >= 0
             thr[c] = -THRESHOLD_NEVER if tc >= 0 else THRESHOLD_NEVER
-    return flip, np.clip(thr, -THRESHOLD_NEVER, THRESHOLD_NEVER).astype(np.int32)
+        elif sc > 0:
+            thr[c] = -THRESHOLD_NEVER if tc >= 0 else min(THRESHOLD_NEVER, np.ceil(-tc / (a * sc)))
+        elif sc < 0:
+            thr[c] = THRESHOLD_NEVER if tc < 0 else -min(THRESHOLD_NEVER, np.floor(tc / (a * -sc)))
+    return flip, thr.astype(np.int32)  # every entry in [-2^30, 2^30]
 
 
 def int_quant_block(g: GraphBuilder, x: str, name: str, b: QuantBlock) -> str:

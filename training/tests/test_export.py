@@ -167,6 +167,7 @@ def test_binary_sign_thresholds_decide_like_the_float_chain():
     scale = rng.uniform(0.001, 0.05, c)
     s = rng.normal(0, 1, c)
     s[:4] = 0.0
+    scale[4:8] = 0.0  # a filter of zeros
     t = rng.normal(0, 1, c)
     flip, thr = binary_sign_thresholds(scale, s, t)
     acc = np.arange(-600, 601)[:, None]
