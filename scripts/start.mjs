@@ -88,6 +88,8 @@ const wrangler = require.resolve("wrangler/bin/wrangler.js");
 const vars = [`CLOUD_URL:http://${host}:${cloudPort}`];
 // .dev.vars already gives wrangler the secret; pass it only when it came from the environment
 if (secretSource === "FOGLINE_HMAC_SECRET") vars.push(`FOGLINE_HMAC_SECRET:${secret}`);
+// one log level for both halves (the cloud reads FOGLINE_LOG_LEVEL itself)
+if (process.env.FOGLINE_LOG_LEVEL) vars.push(`LOG_LEVEL:${process.env.FOGLINE_LOG_LEVEL}`);
 start("edge", [wrangler, "dev", "--ip", host, "--port", String(edgePort), "--show-interactive-dev-session=false", ...vars.flatMap((v) => ["--var", v])], {
   WRANGLER_SEND_METRICS: "false",
 });

@@ -67,6 +67,8 @@ function routeLabel(c: Context): string {
 export function observe(metrics: HttpMetrics, logger: (c: Context) => Logger): MiddlewareHandler {
   return async (c, next) => {
     const t0 = performance.now();
+    const early = logger(c);
+    if (early.enabled("debug")) early.log("debug", "request started", { requestId: c.get("requestId"), method: c.req.method, path: c.req.path });
     await next();
     const ms = performance.now() - t0;
     const status = c.res.status;
