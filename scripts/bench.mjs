@@ -402,6 +402,7 @@ function report(res, asMarkdown = false) {
     ["tail in onnxruntime-node", fmt(n.tail?.medianMs), fmt(n.tail?.p90Ms), "shipped cloud.onnx, 1 thread"],
     ["baseline: whole FP ResNet-32 in onnxruntime-node", fmt(n.full?.medianMs), fmt(n.full?.p90Ms), "everything in the cloud, 1 thread"],
     ["edge in onnxruntime-node (native)", fmt(n.edge?.medianMs), fmt(n.edge?.p90Ms), "shipped edge.onnx, for reference"],
+    ["edge in onnxruntime-node: float / integer", `${fmt(n["edge-float"]?.medianMs)} / ${fmt(n["edge-integer"]?.medianMs)}`, "", "the bench-edge pair, natively (x86 kernels)"],
     ...Object.entries(rt).map(([k, v]) => [`round trip: ${k}`, fmt(v.p50Ms), `${fmt(v.p90Ms)} / ${fmt(v.p99Ms)}`, `p50 (p99/p50 ${fmt(v.p99OverP50)}), answered at ${v.answeredAt ?? "-"}`]),
     ["cold start: first answer of a fresh isolate", fmt(median(res.coldStart.samplesMs)), fmt(Math.max(...res.coldStart.samplesMs)), `${res.coldStart.samplesMs.length} isolates; ORT start + session + inference (max)`],
     ["cold start: 2nd / 10th answer", fmt(median(res.coldStart.laterAnswersMs.map((x) => x.second))), fmt(median(res.coldStart.laterAnswersMs.map((x) => x.tenth))), "same isolates: V8 still tiering ORT's WASM up"],
