@@ -254,14 +254,16 @@ async function laterSessions(edgeUrl, levels) {
 async function roundTrips(targets, png) {
   const lat = Object.fromEntries(targets.map((t) => [t.name, []]));
   const headers = { "content-type": "image/png" };
-  for (const t of targets) for (let i = 0; i < 5; i++) await ok(t.url, { method: t.method ?? "POST", body: t.method === "GET" ? undefined : png, headers }); // warm
+  const init = async (t) => (t.make ? { method: "POST", ...(await t.make()) } : { method: t.method ?? "POST", body: t.method === "GET" ? undefined : png, headers });
+  for (const t of targets) for (let i = 0; i < 5; i++) await ok(t.url, await init(t)); // warm
   const answered = {};
   for (let i = 0; i < REQUESTS; i++) {
     for (let j = 0; j < targets.length; j++) {
       const t = targets[(i + j) % targets.length];
-      const r = await ok(t.url, { method: t.method ?? "POST", body: t.method === "GET" ? undefined : png, headers });
+      const req = await init(t); // built (signed) before the clock starts
+      const r = await ok(t.url, req);
       lat[t.name].push(r.ms);
-      if (i === 0 && t.method !== "GET") answered[t.name] = JSON.parse(r.body.toString()).exit?.at;
+      if (i === 0 && t.method !== "GET" && !t.make) answered[t.name] = JSON.parse(r.body.toString()).exit?.at;
     }
   }
   return Object.fromEntries(
@@ -329,6 +331,27 @@ async function wire(split, fingerprint) {
   }
   const accFile = join(benchDir, "wire-accuracy.json");
   return { shape, precisions: out, accuracy: existsSync(accFile) ? JSON.parse(readFileSync(accFile, "utf8")) : null };
+}
+
+/** A fresh signed `POST /v1/tail/{model}` body + headers (int8 wire, new nonce: replays are refused). */
+async function signedTail(secret, manifest) {
+  const { encodeActivation } = await import("../shared/src/wire.ts");
+  const { newNonce, sign } = await import("../shared/src/hmac.ts");
+  const { TAIL_CONTENT_TYPE, TAIL_HEADERS } = await import("../shared/src/schemas/tail.ts");
+  const shape = [1, ...manifest.split.shape];
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.max(0, Math.sin(i * 12.9898) * 2));
+  const body = encodeActivation(data, shape, manifest.fingerprint, "int8");
+  return async () => {
+    const fields = { fingerprint: manifest.fingerprint, timestamp: String(Math.floor(Date.now() / 1000)), nonce: newNonce() };
+    const headers = {
+      "content-type": TAIL_CONTENT_TYPE,
+      [TAIL_HEADERS.timestamp]: fields.timestamp,
+      [TAIL_HEADERS.nonce]: fields.nonce,
+      [TAIL_HEADERS.signature]: await sign(secret, fields, body),
+      [TAIL_HEADERS.fingerprint]: manifest.fingerprint,
+    };
+    return { body: Buffer.from(body), headers };
+  };
 }
 
 // ---------------------------------------------------------------- cost
@@ -476,6 +499,7 @@ async function main() {
   const laterSession = await laterSessions(edgeUrl, ["all", "basic", "disabled"]);
 
   log("round trips");
+  const shippedManifest = JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8"));
   const cls = (q) => `${edgeUrl}/v1/classify?${q}`;
   const roundTrip = await roundTrips(
     [
@@ -484,6 +508,7 @@ async function main() {
       { name: "baseline everything in the cloud (Node, FP ResNet-32)", url: `${fullUrl}/v1/classify` },
       { name: "baseline everything at the edge (Worker, FP ResNet-32)", url: cls("model=bench-full-edge&exit=edge") },
       { name: "no inference (GET /__bench/ping on the Worker)", url: `${edgeUrl}/__bench/ping`, method: "GET" },
+      { name: "cloud tail alone (signed POST /v1/tail from Node, int8)", url: `${cloudUrl}/v1/tail/cifar10`, make: await signedTail(secret, shippedManifest) },
     ],
     png,
   );
