@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import pickle
+import sys
 import tarfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -105,8 +106,43 @@ def load_cifar_python(root: Path) -> ImageSet:
     return ImageSet(images, labels.astype(np.int64), list(classes))
 
 
+# The standard CIFAR "python" distributions (URLs and md5 as torchvision's CIFAR10/CIFAR100).
+CIFAR_DOWNLOADS = {
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", "cifar-10-batches-py"),
+    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python"),
+}
+
+
+def download_cifar(name: str, root: Path = Path("data"), url: str | None = None, md5: str | None = None) -> Path:
+    """``data=download:cifar10`` (or cifar100): fetch the "python" distribution once, check its
+    md5, extract it under ``root`` and return the batches folder. Needs network access."""
+    import urllib.request
+
+    default_url, default_md5, folder = CIFAR_DOWNLOADS[name]
+    target = root / folder
+    if target.exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / Path(default_url).name
+    if not archive.exists():
+        print(f"downloading {url or default_url}", file=sys.stderr)
+        with urllib.request.urlopen(url or default_url) as r, open(archive.with_suffix(".part"), "wb") as f:
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+        archive.with_suffix(".part").replace(archive)
+    digest = hashlib.md5(archive.read_bytes()).hexdigest()
+    if digest != (md5 or default_md5):
+        archive.unlink()
+        raise ValueError(f"{archive.name}: md5 {digest} does not match the published one; removed, try again")
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(root, filter="data")
+    return target
+
+
 def load_source(source: str | Path, cache_dir: Path | None = Path("data/cache")) -> ImageSet:
     """Load any accepted source; decoded arrays are cached under ``cache_dir`` keyed by path."""
+    if str(source).startswith("download:"):
+        source = download_cifar(str(source).split(":", 1)[1])
     source = Path(source)
     key = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
     cache = cache_dir / f"{source.name.replace('*', '_')}-{key}.npz" if cache_dir else None

@@ -72,3 +72,47 @@ def test_folder_loader_orders_classes_alphabetically(synthetic_folder, tmp_path)
     ds = load_source(synthetic_folder, cache_dir=tmp_path)
     assert ds.classes == ["blue", "green", "red", "yellow"] and ds.images.shape == (192, 32, 32, 3)
     assert (ds.labels[:48] == 0).all() and (ds.labels[-48:] == 3).all()
+
+
+def _fake_cifar10_python(root):
+    """A miniature CIFAR-10 "python" distribution (random pixels, the real file layout)."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(1, 6):
+        batch = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [i % 10, 1, 2, 3]}
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
+    return folder
+
+
+def test_cifar_python_batches_and_download(tmp_path, monkeypatch):
+    import hashlib
+    import tarfile
+
+    from training import data
+
+    folder = _fake_cifar10_python(tmp_path / "src")
+    ds = load_source(folder, cache_dir=None)
+    assert ds.images.shape == (20, 32, 32, 3) and ds.classes[0] == "c0" and ds.labels[0] == 1
+    # the downloader (network in real use; a file:// URL here): fetch, check md5, extract, load
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    url = archive.as_uri()
+    monkeypatch.setitem(data.CIFAR_DOWNLOADS, "cifar10", (url, md5, "cifar-10-batches-py"))
+    monkeypatch.chdir(tmp_path / "src")  # data/ is relative to the working directory
+    got = load_source("download:cifar10", cache_dir=None)
+    assert (got.images == ds.images).all()
+    monkeypatch.setitem(data.CIFAR_DOWNLOADS, "cifar100", (url, "0" * 32, "cifar-100-python"))
+    try:
+        load_source("download:cifar100", cache_dir=None)
+    except ValueError as e:
+        assert "md5" in str(e)
+    else:
+        raise AssertionError("a wrong md5 was accepted")
