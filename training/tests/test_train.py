@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from training.config import TrainConfig, apply_overrides
@@ -116,3 +117,10 @@ def test_cifar_python_batches_and_download(tmp_path, monkeypatch):
         assert "md5" in str(e)
     else:
         raise AssertionError("a wrong md5 was accepted")
+
+
+def test_speed_probe_reports_a_step_time():
+    from training.speed import time_steps
+
+    r = time_steps(TrainConfig(batch_size=4, device="cpu", threads=1), steps=2, warmup=1)
+    assert r["medianStepSeconds"] > 0 and r["projectedEpochSeconds"] == pytest.approx(r["medianStepSeconds"] * 11250, rel=1e-2)
