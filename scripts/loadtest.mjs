@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // `npm run loadtest`: load test of the whole stack as `npm start` runs it (docs/reliability.md).
 //
-//   npm run loadtest [-- --duration 60] [-- --connections 32] [-- --warmup 10] [-- --url URL]
+//   npm run loadtest [-- --duration 60] [-- --connections 32] [-- --warmup 60] [-- --url URL]
 //                    [-- --in-place] [-- --out FILE] [-- --only NAME,...] [-- --queries "q1,q2"]
 //
 // Starts scripts/start.mjs (what `npm start` runs: the cloud on Node, the edge in wrangler dev)
 // on its own ports (FOGLINE_EDGE_PORT / FOGLINE_CLOUD_PORT, default 8797 / 8798), waits for
-// `ready`, warms it up, then drives POST /v1/classify with autocannon: `--connections` concurrent
+// `ready`, warms it up at the same load (60 s by default: workerd's RSS climbs for about a minute
+// while V8 sizes its heaps, then levels off), then drives POST /v1/classify with autocannon: `--connections` concurrent
 // clients for `--duration` seconds over a mix of images (the model's CIFAR-sized test vectors,
 // PNG and JPEG, plus larger photos-like PNG/JPEG) and queries (the calibrated threshold, and
 // threshold=0 so that a good share is answered by the cloud). Prints throughput, latency
@@ -39,7 +40,7 @@ const opt = (name, dflt) => {
 };
 const duration = Number(opt("duration", 60));
 const connections = Number(opt("connections", 32));
-const warmup = Number(opt("warmup", 10));
+const warmup = Number(opt("warmup", 60));
 const edgePort = Number(process.env.FOGLINE_EDGE_PORT ?? 8797);
 const cloudPort = Number(process.env.FOGLINE_CLOUD_PORT ?? 8798);
 const target = opt("url", undefined) ?? `http://127.0.0.1:${edgePort}`;
@@ -128,9 +129,13 @@ function memory(rootPid) {
   if (rootPid === undefined) return undefined;
   const procs = descendants(rootPid);
   const mib = (rows) => (rows.length ? Math.round((rows.reduce((a, r) => a + r.rssKiB, 0) / 1024) * 10) / 10 : null);
+  // wrangler dev runs two workerd processes: the Worker's runtime (with the inspector, through
+  // which its console output reaches the terminal) and the dev server's ProxyWorker in front of it
+  const workerd = procs.filter((p) => /(^|\/)workerd$/.test(p.args.split(" ")[0] ?? ""));
   return {
     cloudMiB: mib(procs.filter((p) => p.args.includes("cloud/src/server.ts"))),
-    workerdMiB: mib(procs.filter((p) => /workerd(\s|$)/.test(p.args.split(" ")[0] ?? "") || /\/workerd serve/.test(p.args))),
+    workerdMiB: mib(workerd.filter((p) => p.args.includes("--inspector-addr"))),
+    workerdProxyMiB: mib(workerd.filter((p) => !p.args.includes("--inspector-addr"))),
     wranglerMiB: mib(procs.filter((p) => p.args.includes("wrangler") && !p.args.includes("workerd"))),
   };
 }
@@ -259,7 +264,7 @@ async function main() {
   const loadBefore = os.loadavg();
   log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, load average ${loadBefore.map((x) => x.toFixed(2)).join(" ")}`);
   if (!opt("url", undefined)) {
-    const cwd = args.includes("--in-place") ? root : snapshot();
+    const cwd = args.includes("--in-place") ? root : (opt("tree", undefined) ?? snapshot());
     log(`starting npm start (scripts/start.mjs) in ${cwd} on edge :${edgePort}, cloud :${cloudPort}; server output in .loadtest/server.log`);
     await startServer(cwd);
   }
@@ -302,7 +307,13 @@ async function main() {
     errors: { total: errors, non2xx: result.non2xx, connection: result.errors, timeouts: result.timeouts },
     statusCodes: result.statusCodeStats,
     exits: counters,
-    memoryMiB: { idle, start, end, growthPercent: { cloud: growth("cloudMiB"), workerd: growth("workerdMiB") }, samples },
+    memoryMiB: {
+      idle,
+      start,
+      end,
+      growthPercent: { cloud: growth("cloudMiB"), workerd: growth("workerdMiB"), workerdProxy: growth("workerdProxyMiB"), wrangler: growth("wranglerMiB") },
+      samples,
+    },
   };
   writeFileSync(outFile, JSON.stringify(summary, null, 2));
 
@@ -315,6 +326,7 @@ async function main() {
   for (const [what, n] of Object.entries(counters.failures)) console.log(`  failed ${n}x   ${what}`);
   if (start && end) {
     console.log(`  memory (RSS)  cloud ${start.cloudMiB} -> ${end.cloudMiB} MiB (${growth("cloudMiB")}%), workerd ${start.workerdMiB} -> ${end.workerdMiB} MiB (${growth("workerdMiB")}%)`);
+    console.log(`                dev server: ProxyWorker workerd ${start.workerdProxyMiB} -> ${end.workerdProxyMiB} MiB, wrangler ${start.wranglerMiB} -> ${end.wranglerMiB} MiB`);
     console.log(`                idle before warm-up: cloud ${idle.cloudMiB} MiB, workerd ${idle.workerdMiB} MiB`);
   }
   console.log(`  load average  before ${loadBefore.map((x) => x.toFixed(2)).join(" ")}, after ${loadAfter.map((x) => x.toFixed(2)).join(" ")}`);

@@ -85,7 +85,9 @@ start("cloud", ["--import", "tsx", "cloud/src/server.ts"], {
 });
 
 const wrangler = require.resolve("wrangler/bin/wrangler.js");
-const vars = [`CLOUD_URL:http://${host}:${cloudPort}`];
+// DEV_CLOSE_CONNECTIONS: one request per connection to the Worker, working around a keep-alive
+// race in wrangler dev 4.86's proxy that fails POSTs under load (workers/src/dev.ts)
+const vars = [`CLOUD_URL:http://${host}:${cloudPort}`, "DEV_CLOSE_CONNECTIONS:true"];
 // .dev.vars already gives wrangler the secret; pass it only when it came from the environment
 if (secretSource === "FOGLINE_HMAC_SECRET") vars.push(`FOGLINE_HMAC_SECRET:${secret}`);
 // one log level for both halves (the cloud reads FOGLINE_LOG_LEVEL itself)

@@ -43,6 +43,13 @@ const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
   // the test harness and scripts/start.mjs read this line (port 0 picks a free port)
   console.log(`fogline cloud listening on http://${host}:${info.port} (models: ${[...models.keys()].join(", ")})`);
 });
+// Keep idle connections open longer than any client pool does (workerd's closes them after 5 s
+// idle, as Node's server would by default): when both time out together, a request written into
+// the closing socket fails with "Network connection lost" on the edge. The client closing first
+// avoids that race; headersTimeout must exceed keepAliveTimeout (Node docs).
+const http = server as unknown as { keepAliveTimeout: number; headersTimeout: number };
+http.keepAliveTimeout = 65_000;
+http.headersTimeout = 66_000;
 server.once("error", (e) => {
   // e.g. the port is taken: nothing to serve, so stop rather than linger
   console.error(`cannot listen on ${host}:${port}: ${e.message}`);

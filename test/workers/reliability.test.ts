@@ -160,6 +160,17 @@ describe("request ids", () => {
   });
 });
 
+describe("npm start's DEV_CLOSE_CONNECTIONS (workers/src/dev.ts)", () => {
+  it("asks to close the connection after every response only when set", async () => {
+    const on = await classify({ query: { exit: "edge" }, env: { DEV_CLOSE_CONNECTIONS: "true" } });
+    expect(on.headers.get("connection")).toBe("close");
+    const err = await app.request("/nope", {}, { ...env, DEV_CLOSE_CONNECTIONS: "true" });
+    expect(err.status).toBe(404);
+    expect(err.headers.get("connection")).toBe("close");
+    expect((await classify({ query: { exit: "edge" } })).headers.get("connection")).toBeNull();
+  });
+});
+
 describe("GET /metrics (edge)", () => {
   const scrape = async (bindings: Partial<Bindings> = {}, headers: Record<string, string> = {}) =>
     app.request("/metrics", { headers }, { ...env, ...bindings });

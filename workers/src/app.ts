@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { metricsHandler, notFound, observe, onError, requestId } from "../../shared/src/http.js";
 import { edgeConfig, type AppEnv } from "./env.js";
+import { devCloseConnections } from "./dev.js";
 import { metrics, registry, requestLogger } from "./observability.js";
 import { classify } from "./routes/classify.js";
 import { demo } from "./routes/demo.js";
@@ -10,6 +11,7 @@ import { openapi } from "./routes/openapi.js";
 
 export const app = new Hono<AppEnv>();
 
+app.use(devCloseConnections());
 app.use(requestId());
 app.use(observe(metrics.http, requestLogger));
 app.get("/metrics", metricsHandler(registry, (c) => edgeConfig(c.env).metricsToken));

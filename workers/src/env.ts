@@ -20,6 +20,8 @@ export interface Bindings {
   LOG_LEVEL?: string;
   /** when set (a secret), GET /metrics needs `Authorization: Bearer <token>` */
   METRICS_TOKEN?: string;
+  /** "true" under `npm start` only: close every connection after its response (workers/src/dev.ts) */
+  DEV_CLOSE_CONNECTIONS?: string;
 }
 
 export type AppEnv = { Bindings: Bindings; Variables: RequestVars };
