@@ -56,7 +56,7 @@ def build_manifest(model: SplitResNet, name: str, dataset: str, labels: list[str
         "architecture": {"base": "resnet32", "cut": cfg.cut, "weightBits": cfg.weight_bits, "activationBits": cfg.act_bits,
                          "exitHead": "avgpool3-fc", "exitFeatures": exit_features(cfg.cut)},
         "split": {"name": "split", "shape": [c, h, w]},
-        "exit": {"threshold": float(np.log(len(labels))) / 2, "entropy": "natural", "rule": "entropy < threshold", "calibration": None},
+        "exit": {"threshold": float(np.log(len(labels))) / 2, "entropy": "natural", "rule": "entropy < threshold"},  # "calibration" added by update_calibration
         "macs": {"edgeQuantized": macs.edge_quantized, "edgeFullPrecision": macs.edge_full_precision, "exitHead": macs.exit_head,
                  "cloud": macs.cloud, "cloudFc": macs.cloud_fc, "fullPrecisionBaseline": macs.full_precision_baseline},
         "params": param_counts(model),
