@@ -5,10 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from training.model import ModelConfig, SplitResNet
+from training.bench_models import randomised  # noqa: F401  (re-exported for the tests)
 
 COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 30), "yellow": (230, 220, 40)}
 
@@ -26,16 +25,3 @@ def synthetic_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
             img[y:y + 16, x:x + 16] = np.clip(np.array(colour) + rng.integers(-25, 25, 3), 0, 255)
             Image.fromarray(img.astype(np.uint8)).save(root / name / f"{i:03d}.png")
     return root
-
-
-def randomised(config: ModelConfig, seed: int = 0) -> SplitResNet:
-    """A model in eval mode whose BN layers hold non-trivial statistics (so folding matters)."""
-    torch.manual_seed(seed)
-    model = SplitResNet(config)
-    for m in model.modules():
-        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return model.eval()
