@@ -11,7 +11,7 @@ config=$1; model=$2; minutes=$3; shift 3
 export PYTHONUNBUFFERED=1
 out=${OUT:-out}
 mkdir -p "$out"
-python=$(command -v python3)
+python=${PYTHON:-$(command -v python3)}  # PYTHON=.venv/bin/python for a CPU rehearsal
 name=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['name'])" "$config")
 dataset=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['dataset'])" "$config")
 data="data/device/${dataset}-train-*.tar.gz"
