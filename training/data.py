@@ -7,7 +7,6 @@ Sources accepted (DESIGN §6, datasets/README): a folder of ``<class>/<image>`` 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
 import sys
@@ -18,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
-from .preprocess import area_resize_uint8_batch
+from .preprocess import area_resize_uint8_batch, decode_rgb
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 MEAN = (0.5, 0.5, 0.5)  # inputs scaled to [-1, 1] as in the paper's code
@@ -41,11 +39,6 @@ class ImageSet:
         return ImageSet(self.images[idx], self.labels[idx], self.classes)
 
 
-def _decode(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
-
-
 def _from_items(items: list[tuple[str, str, bytes]]) -> ImageSet:
     """items: (class name, file name, encoded bytes); any image size (area-resized to 32x32)."""
     classes = sorted({c for c, _, _ in items})
@@ -54,9 +47,9 @@ def _from_items(items: list[tuple[str, str, bytes]]) -> ImageSet:
     blobs = [b for _, _, b in items]
     if len(blobs) > 2000 and (os.cpu_count() or 1) > 1:  # PNG decoding is the slow part: all cores
         with ProcessPoolExecutor() as pool:
-            decoded = list(pool.map(_decode, blobs, chunksize=500))
+            decoded = list(pool.map(decode_rgb, blobs, chunksize=500))
     else:
-        decoded = [_decode(b) for b in blobs]
+        decoded = [decode_rgb(b) for b in blobs]
     images = np.stack([img if img.shape[:2] == (32, 32) else area_resize_uint8_batch(img) for img in decoded])
     labels = np.array([index[c] for c, _, _ in items], dtype=np.int64)
     return ImageSet(images, labels, classes)
