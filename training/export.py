@@ -61,6 +61,25 @@ def parity(model: SplitResNet, folder: Path, ds: ImageSet) -> dict:
     return report
 
 
+def baseline_figures(checkpoint: str, hybrid_cfg: dict, val: ImageSet) -> dict:
+    """Validation accuracy of a full-precision model trained by this pipeline, on the very images
+    the hybrid is calibrated on (so "drop vs our baseline" compares like with like), with its
+    training provenance. Refuses a baseline from another dataset or validation split."""
+    model, ckpt = load_checkpoint_model(checkpoint)
+    cfg = ckpt["config"]
+    for key in ("dataset", "val_size", "seed"):
+        if cfg[key] != hybrid_cfg[key]:
+            raise SystemExit(f"--baseline {checkpoint}: {key}={cfg[key]!r} differs from the hybrid's {hybrid_cfg[key]!r}")
+    mc = model.config
+    if (mc.weight_bits, mc.act_bits) != (32, 32):
+        raise SystemExit(f"--baseline {checkpoint} is not full precision (W{mc.weight_bits}A{mc.act_bits})")
+    _, logits, labels = predict(model, TensorLoader(val, 500, torch.device("cpu"), train=False))
+    return {"accuracy": float((logits.argmax(1) == labels).float().mean()), "images": len(val),
+            "architecture": "ResNet-32, full precision", "checkpoint": checkpoint, "config": cfg,
+            "epochs": ckpt["epoch"], "device": ckpt["device"], "wallSeconds": round(ckpt["elapsed_seconds"], 1),
+            "seed": cfg["seed"], "gitSha": ckpt["git_sha"]}
+
+
 def synthetic_images(seed: int = 7) -> list[tuple[str, str, bytes]]:
     """Small generated images (no dataset pixels): a 32x32 PNG, an odd-sized PNG, a JPEG, grey+alpha."""
     rng = np.random.default_rng(seed)
@@ -113,10 +132,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", required=True, help="model name served as ?model=NAME")
     ap.add_argument("--data", help="training source: enables parity and calibration on the validation split")
     ap.add_argument("--goal", default="within=1.0", help="calibration goal (see training.calibrate)")
+    ap.add_argument("--baseline", help="checkpoint of our full-precision ResNet-32 (same dataset): its validation accuracy goes into the manifest")
     ap.add_argument("--parity-images", type=int, default=5000)
     ap.add_argument("--conv", choices=("integer", "float"), default="integer" if DEFAULT_INTEGER_CONVS else "float",
                     help="quantized edge convs as exact ConvInteger (faster in onnxruntime-web) or float Conv over dequantized weights")
     args = ap.parse_args(argv)
+    if args.baseline and not args.data:
+        ap.error("--baseline needs --data (it is evaluated on the validation split)")
 
     model, ckpt = load_checkpoint_model(args.checkpoint)
     cfg = ckpt["config"]
@@ -133,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
         full = load_source(args.data)
         _, val_idx = train_val_split(len(full), cfg["val_size"], cfg["seed"])
         val = full.subset(val_idx)
+        if args.baseline:
+            manifest["baseline"] = baseline_figures(args.baseline, cfg, val)
+            write_json(folder / "manifest.json", manifest)
         report = parity(model, folder, val.subset(np.arange(min(args.parity_images, len(val)))))
         write_json(folder / "parity.json", report)
         print(json.dumps(report, indent=2), file=sys.stderr)
@@ -142,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         if not report["passed"]:
             raise SystemExit("parity check failed: see parity.json")
     write_json(folder / "testvectors.json", test_vectors(folder, manifest))
-    print(json.dumps({k: manifest[k] for k in ("name", "version", "fingerprint", "exit", "validation")}, indent=2))
+    print(json.dumps({k: manifest.get(k) for k in ("name", "version", "fingerprint", "exit", "validation", "baseline")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -116,6 +116,34 @@ def test_export_cli_writes_a_servable_folder(tmp_path, synthetic_folder, monkeyp
     np.testing.assert_allclose(e[0], v["exitLogits"], atol=1e-5)
 
 
+def save_checkpoint(path, model, cfg) -> None:
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "model_config": model.config.to_dict(),
+                "classes": ["blue", "green", "red", "yellow"], "epoch": 3, "elapsed_seconds": 60.0, "device": "cpu",
+                "git_sha": "y", "saved_at": "now"}, path)
+
+
+def test_export_records_our_full_precision_baseline(tmp_path, synthetic_folder):
+    from training.data import load_source, train_val_split
+    from training.export import baseline_figures
+    from training.train import predict
+    from training.data import TensorLoader
+    cfg = TrainConfig(name="fp", dataset="synthetic", data=str(synthetic_folder), val_size=64, weight_bits=32, act_bits=32)
+    fp = randomised(ModelConfig(num_classes=4, cut=16, weight_bits=32, act_bits=32))
+    save_checkpoint(tmp_path / "fp.pt", fp, cfg)
+    full = load_source(str(synthetic_folder))
+    val = full.subset(train_val_split(len(full), 64, 0)[1])
+    figures = baseline_figures(str(tmp_path / "fp.pt"), cfg.to_dict(), val)
+    _, logits, labels = predict(fp, TensorLoader(val, 500, torch.device("cpu"), train=False))
+    assert figures["accuracy"] == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
+    assert figures["images"] == 64 and figures["epochs"] == 3 and figures["config"]["name"] == "fp"
+    with pytest.raises(SystemExit, match="val_size"):  # another validation split: not comparable
+        baseline_figures(str(tmp_path / "fp.pt"), {**cfg.to_dict(), "val_size": 100}, val)
+    w1 = randomised(ModelConfig(num_classes=4, cut=16, weight_bits=1, act_bits=1))
+    save_checkpoint(tmp_path / "w1.pt", w1, cfg)
+    with pytest.raises(SystemExit, match="not full precision"):
+        baseline_figures(str(tmp_path / "w1.pt"), cfg.to_dict(), val)
+
+
 def onnx_conv_macs(model: onnx.ModelProto) -> int:
     """Conv MACs read off an exported graph: weight shape x output spatial size (shape inference)."""
     inferred = onnx.shape_inference.infer_shapes(model)
