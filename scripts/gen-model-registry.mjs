@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Writes the static model registry the Worker bundles (workerd cannot read a filesystem):
-//   workers/src/models/registry.generated.ts  manifest.json + edge.onnx of every models/<name>/
+//   workers/src/models/registry.generated.ts  manifest.json + edge.onnx of every models/<name>/, and
+//                                             its packed engine file when the manifest lists one (files.engine)
 //   test/models.generated.ts                  the same plus testvectors.json, for the tests
 // Run by wrangler's [build] command, `npm test` and `npm start`. The models folder is
 // $FOGLINE_MODELS_DIR (default: models/). Files are rewritten only when their content changes.
@@ -32,6 +33,8 @@ const names = existsSync(modelsDir)
   : [];
 
 const errors = [];
+/** model folder -> its packed engine file, when its manifest lists one */
+const engines = new Map();
 for (const name of names) {
   const dir = join(modelsDir, name);
   const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
@@ -42,6 +45,15 @@ for (const name of names) {
     else if (manifest.files?.[part]?.sha256 && sha256(file) !== manifest.files[part].sha256) {
       errors.push(`${file}: sha256 differs from manifest.files.${part}.sha256 (stale export?)`);
     }
+  }
+  // the packed engine (training/pack.py) is optional; when the manifest names one it must match
+  const engine = manifest.files?.engine;
+  if (engine) {
+    const file = join(dir, engine.path);
+    if (!/^[\w.-]+\.bin$/.test(engine.path)) errors.push(`${dir}: manifest.files.engine.path "${engine.path}" must be a *.bin file in the model folder`);
+    else if (!existsSync(file)) errors.push(`${file} is missing (manifest.files.engine)`);
+    else if (sha256(file) !== engine.sha256) errors.push(`${file}: sha256 differs from manifest.files.engine.sha256 (run python -m training.pack ${dir})`);
+    else engines.set(name, file);
   }
 }
 if (errors.length) {
@@ -58,13 +70,16 @@ const registry =
       const dir = join(modelsDir, n);
       return (
         `import manifest${i} from ${importPath(registryFile, join(dir, "manifest.json"))};\n` +
-        `import edge${i} from ${importPath(registryFile, join(dir, "edge.onnx"))};\n`
+        `import edge${i} from ${importPath(registryFile, join(dir, "edge.onnx"))};\n` +
+        (engines.has(n) ? `import engine${i} from ${importPath(registryFile, engines.get(n))};\n` : "")
       );
     })
     .join("") +
-  `\n/** Every models/<name>/ at build time: its manifest (validated at first use) and edge.onnx bytes. */\n` +
-  `export const bundledModels: ReadonlyArray<{ folder: string; manifest: unknown; edgeOnnx: ArrayBuffer }> = [\n` +
-  names.map((n, i) => `  { folder: ${JSON.stringify(n)}, manifest: manifest${i}, edgeOnnx: edge${i} },\n`).join("") +
+  `\n/** Every models/<name>/ at build time: its manifest (validated at first use), edge.onnx bytes and packed engine file. */\n` +
+  `export const bundledModels: ReadonlyArray<{ folder: string; manifest: unknown; edgeOnnx: ArrayBuffer; engine?: ArrayBuffer }> = [\n` +
+  names
+    .map((n, i) => `  { folder: ${JSON.stringify(n)}, manifest: manifest${i}, edgeOnnx: edge${i}${engines.has(n) ? `, engine: engine${i}` : ""} },\n`)
+    .join("") +
   `];\n`;
 
 const tests =

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { WirePrecision } from "../../shared/src/schemas/classify.js";
+import { EngineChoice, WirePrecision } from "../../shared/src/schemas/classify.js";
 import { DEFAULT_MAX_BODY_BYTES } from "../../shared/src/upload.js";
 import { DEFAULT_MAX_PIXELS } from "../../shared/src/image.js";
 import type { RequestVars } from "../../shared/src/http.js";
@@ -20,6 +20,8 @@ export interface Bindings {
   LOG_LEVEL?: string;
   /** when set (a secret), GET /metrics needs `Authorization: Bearer <token>` */
   METRICS_TOKEN?: string;
+  /** auto | ort | packed (default auto): the edge engine (workers/src/infer/session.ts selectEngine) */
+  EDGE_ENGINE?: string;
   /** "true" under `npm start` only: close every connection after its response (workers/src/dev.ts) */
   DEV_CLOSE_CONNECTIONS?: string;
 }
@@ -37,6 +39,7 @@ const EdgeConfig = z.object({
   maxPixels: intFromString(DEFAULT_MAX_PIXELS),
   logLevel: LogLevel.default("info"),
   metricsToken: z.string().min(1).optional(),
+  edgeEngine: EngineChoice.default("auto"),
 });
 export type EdgeConfig = z.infer<typeof EdgeConfig>;
 
@@ -58,6 +61,7 @@ export function edgeConfig(env: Bindings | undefined): EdgeConfig {
     maxPixels: blankToUndefined(env?.MAX_PIXELS),
     logLevel: blankToUndefined(env?.LOG_LEVEL),
     metricsToken: blankToUndefined(env?.METRICS_TOKEN),
+    edgeEngine: blankToUndefined(env?.EDGE_ENGINE),
   });
   if (!r.success) throw new Error(`invalid Worker configuration: ${z.prettifyError(r.error)}`);
   if (env) parsed.set(env, r.data);

@@ -11,3 +11,7 @@ declare module "*.html" {
   const text: string; // Text (wrangler default rule)
   export default text;
 }
+declare module "*.bin" {
+  const bytes: ArrayBuffer; // [[rules]] type = "Data": packed engine files
+  export default bytes;
+}

@@ -4,6 +4,13 @@ import { ModelName } from "./manifest.js";
 export const ExitMode = z.enum(["auto", "edge", "cloud"]);
 export type ExitMode = z.infer<typeof ExitMode>;
 
+/** Which engine runs the edge graph: onnxruntime-web (the reference) or the packed binary engine
+ * (models that ship `edge.packed.bin`); `auto` is the deployment's EDGE_ENGINE setting. */
+export const EngineChoice = z.enum(["auto", "ort", "packed"]);
+export type EngineChoice = z.infer<typeof EngineChoice>;
+export const EngineName = z.enum(["ort", "packed"]);
+export type EngineName = z.infer<typeof EngineName>;
+
 /** Query of `POST /v1/classify`. Unknown keys are ignored; bad values are a 400 `invalid_query`. */
 export const ClassifyQuery = z.object({
   model: ModelName.default("cifar10").meta({ description: "a model under models/; unknown -> 404 `model_not_found`" }),
@@ -15,6 +22,10 @@ export const ClassifyQuery = z.object({
     .meta({ description: "entropy threshold for this request (default: the manifest's calibrated value)" }),
   exit: ExitMode.default("auto").meta({
     description: "`auto`: exit at the edge when entropy < threshold; `edge` / `cloud`: force the path",
+  }),
+  engine: EngineChoice.default("auto").meta({
+    description:
+      "edge engine: `ort` (onnxruntime-web), `packed` (bit-packed binary engine; 400 for a model without one), `auto`: the Worker's EDGE_ENGINE",
   }),
 });
 export type ClassifyQuery = z.infer<typeof ClassifyQuery>;
@@ -60,6 +71,7 @@ export const ClassifyResponse = z.object({
     threshold: z.number().meta({ description: "the threshold this request used" }),
     mode: ExitMode.meta({ description: "the `exit` query the client asked for" }),
   }),
+  engine: EngineName.optional().meta({ description: "the engine that ran the edge graph (`ort` or `packed`)" }),
   degraded: z.boolean().meta({ description: "the cloud was needed but could not answer: this is the edge's own prediction" }),
   degradedReason: z.string().optional().meta({ description: "why the cloud could not answer, when `degraded`" }),
   wire: z

@@ -79,6 +79,8 @@ export const Manifest = z.looseObject({
   files: z.looseObject({
     edge: z.looseObject({ path: z.string(), sha256: sha256Hex }),
     cloud: z.looseObject({ path: z.string(), sha256: sha256Hex }),
+    /** optional: the packed W1A1 engine file (training/pack.py), derived from edge.onnx */
+    engine: z.looseObject({ path: z.string(), sha256: sha256Hex, format: z.string() }).optional(),
   }),
 });
 export type Manifest = z.infer<typeof Manifest>;

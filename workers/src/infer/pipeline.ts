@@ -10,12 +10,12 @@
 import { entropy, exitsAtEdge } from "../../../shared/src/entropy.js";
 import { ApiError } from "../../../shared/src/errors.js";
 import { runEdge, type Tensor } from "../../../shared/src/runner.js";
-import type { ExitMode, WirePrecision } from "../../../shared/src/schemas/classify.js";
+import type { EngineChoice, EngineName, ExitMode, WirePrecision } from "../../../shared/src/schemas/classify.js";
 import { CloudError, callCloud } from "../cloud/client.js";
 import type { EdgeConfig } from "../env.js";
 import type { EdgeModel } from "../models/registry.js";
 import { edgeLogger, metrics } from "../observability.js";
-import { edgeRunner } from "./session.js";
+import { selectRunner } from "./session.js";
 
 /** Largest batch one request may carry: the cloud tail's default `maxBatch`. */
 export const MAX_BATCH = 64;
@@ -28,6 +28,8 @@ export interface PipelineRequest {
   mode: ExitMode;
   cfg: EdgeConfig;
   requestId: string;
+  /** the request's `engine` choice (default auto: EDGE_ENGINE decides) */
+  engine?: EngineChoice;
 }
 
 export interface SampleAnswer {
@@ -45,6 +47,8 @@ export interface PipelineResult {
   degradedReason?: string;
   /** what went over the wire, when the cloud was called */
   wire?: { precision: WirePrecision; bytes: number };
+  /** the engine that ran the edge graph */
+  engine: EngineName;
   edgeMs: number;
   cloudMs?: number;
 }
@@ -76,7 +80,8 @@ async function decide(req: PipelineRequest): Promise<PipelineResult> {
   if (n < 1 || n > MAX_BATCH) throw new ApiError("invalid_input", `batch size ${n} is not in 1..${MAX_BATCH}`);
 
   const t0 = Date.now();
-  const { exitLogits, split } = await runEdge(await edgeRunner(model), input);
+  const { runner, engine } = await selectRunner(model, req.engine ?? "auto", cfg.edgeEngine, cfg.logLevel);
+  const { exitLogits, split } = await runEdge(runner, input);
   const edgeMs = Date.now() - t0;
   metrics.inference.observe({ model: manifest.name, stage: "edge" }, edgeMs / 1000);
 
@@ -88,7 +93,7 @@ async function decide(req: PipelineRequest): Promise<PipelineResult> {
     samples.push({ at: "edge", entropy: h, logits });
     if (mode === "cloud" || (mode === "auto" && !exitsAtEdge(h, threshold))) toCloud.push(i);
   }
-  if (toCloud.length === 0) return { samples, degraded: false, edgeMs };
+  if (toCloud.length === 0) return { samples, degraded: false, engine, edgeMs };
 
   try {
     const cloud = await callCloud({
@@ -104,7 +109,7 @@ async function decide(req: PipelineRequest): Promise<PipelineResult> {
     toCloud.forEach((r, i) => {
       samples[r] = { at: "cloud", entropy: samples[r]!.entropy, logits: cloud.logits.slice(i * classes, (i + 1) * classes) };
     });
-    return { samples, degraded: false, wire: { precision: cfg.wirePrecision, bytes: cloud.wireBytes }, edgeMs, cloudMs: cloud.ms };
+    return { samples, degraded: false, wire: { precision: cfg.wirePrecision, bytes: cloud.wireBytes }, engine, edgeMs, cloudMs: cloud.ms };
   } catch (e) {
     if (!(e instanceof CloudError)) throw e;
     // A model mismatch is a broken deployment, not an outage: refuse loudly in every mode.
@@ -118,6 +123,6 @@ async function decide(req: PipelineRequest): Promise<PipelineResult> {
     metrics.degraded.inc({ model: manifest.name, reason: e.reason });
     edgeLogger(cfg.logLevel).log("warn", "degraded to the edge answer", { requestId: req.requestId, reason: e.reason, detail: e.message });
     // exit=auto: the edge's own prediction beats an error (issue 6)
-    return { samples, degraded: true, degradedReason: `${e.reason}: ${e.message}`, edgeMs };
+    return { samples, degraded: true, degradedReason: `${e.reason}: ${e.message}`, engine, edgeMs };
   }
 }

@@ -1,5 +1,11 @@
+import { ApiError } from "../../../shared/src/errors.js";
+import type { LogLevel } from "../../../shared/src/log.js";
+import { parsePackedEdge, verifyEngineChecksum } from "../../../shared/src/packed.js";
 import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
+import type { EngineChoice, EngineName } from "../../../shared/src/schemas/classify.js";
+import { PackedRunner } from "../engine/packed.js";
 import type { EdgeModel } from "../models/registry.js";
+import { edgeLogger } from "../observability.js";
 import { initOrt, ort } from "./ort.js";
 
 /** Session options of every edge session (scripts/bench/worker.ts compares levels against these). */
@@ -48,3 +54,63 @@ export function edgeRunner(model: EdgeModel): Promise<GraphRunner> {
   }
   return runner;
 }
+
+/**
+ * With EDGE_ENGINE=auto (the default) and no `engine` query, a model that ships a packed engine
+ * file runs on it: `test/workers/packed.test.ts` checks it against onnxruntime on every test
+ * vector and `npm run bench` measured it faster (docs/performance.md). onnxruntime-web stays the
+ * reference and the engine of every other model.
+ */
+export const PACKED_BY_DEFAULT = false;
+
+// One packed runner per isolate and model. A refused engine file stays refused (its bytes are
+// bundled: retrying cannot fix them), so the promise is cached whatever its outcome.
+const packed = new Map<string, Promise<PackedRunner>>();
+
+export function packedRunner(model: EdgeModel): Promise<PackedRunner> {
+  const key = model.manifest.fingerprint;
+  let runner = packed.get(key);
+  if (!runner) {
+    const bytes = model.engine;
+    runner = bytes
+      ? verifyEngineChecksum(bytes, model.manifest).then(() => new PackedRunner(parsePackedEdge(bytes, model.manifest)))
+      : Promise.reject(new Error(`"${model.manifest.name}" ships no packed engine`));
+    runner.catch(() => {}); // observed by every caller; no unhandled rejection
+    packed.set(key, runner);
+  }
+  return runner;
+}
+
+export interface SelectedRunner {
+  runner: GraphRunner;
+  engine: EngineName;
+}
+
+/**
+ * The engine for one request: the `engine` query, else EDGE_ENGINE, else auto. `ort` is always
+ * onnxruntime-web. `packed` needs a model with an engine file (a query asking for it on another
+ * model is a 400; EDGE_ENGINE=packed leaves such models on onnxruntime) and fails the request
+ * when the file is refused. `auto` takes the packed engine where PACKED_BY_DEFAULT and the model
+ * ships one, and falls back to onnxruntime with an error log when the file is refused: never a
+ * silent wrong answer, and never an outage because of the optional engine.
+ */
+export async function selectRunner(model: EdgeModel, query: EngineChoice, env: EngineChoice, logLevel: LogLevel): Promise<SelectedRunner> {
+  const choice = query !== "auto" ? query : env;
+  const ortRunner = async (): Promise<SelectedRunner> => ({ runner: await edgeRunner(model), engine: "ort" });
+  if (choice === "ort" || !model.engine || (choice === "auto" && !PACKED_BY_DEFAULT)) {
+    if (query === "packed") throw new ApiError("invalid_query", `model "${model.manifest.name}" ships no packed engine (engine=ort or auto)`);
+    return ortRunner();
+  }
+  try {
+    return { runner: await packedRunner(model), engine: "packed" };
+  } catch (e) {
+    const message = (e as Error).message;
+    if (choice === "packed") throw new Error(`packed engine refused: ${message}`);
+    if (!warned.has(model.manifest.fingerprint)) {
+      warned.add(model.manifest.fingerprint);
+      edgeLogger(logLevel).log("error", "packed engine refused; serving this model with onnxruntime", { model: model.manifest.name, detail: message });
+    }
+    return ortRunner();
+  }
+}
+const warned = new Set<string>();

@@ -10,6 +10,8 @@ import { bundledModels } from "./registry.generated.js";
 export interface EdgeModel {
   manifest: Manifest;
   edgeOnnx: ArrayBuffer;
+  /** the packed engine file (edge.packed.bin) when the manifest lists one; checked when first used */
+  engine?: ArrayBuffer;
 }
 
 let models: Map<string, EdgeModel> | undefined;
@@ -20,7 +22,7 @@ export function allModels(): Map<string, EdgeModel> {
     const m = new Map<string, EdgeModel>();
     for (const b of bundledModels) {
       const manifest = parseManifest(b.manifest, `models/${b.folder}/manifest.json`);
-      m.set(manifest.name, { manifest, edgeOnnx: b.edgeOnnx });
+      m.set(manifest.name, { manifest, edgeOnnx: b.edgeOnnx, ...(b.engine && { engine: b.engine }) });
     }
     models = m;
   }

@@ -31,9 +31,10 @@ classify.post("/v1/classify", zValidator("query", ClassifyQuery, queryHook), asy
     mode: q.exit,
     cfg,
     requestId: c.get("requestId"),
+    engine: q.engine,
   });
   const { at, entropy, logits } = r.samples[0]!;
-  logFields(c, { model: manifest.name, exit: at, degraded: r.degraded });
+  logFields(c, { model: manifest.name, exit: at, engine: r.engine, degraded: r.degraded });
   const top = topK(logits, manifest.labels, 5);
   const best = top[0]!;
   const body: ClassifyResponse = {
@@ -43,6 +44,7 @@ classify.post("/v1/classify", zValidator("query", ClassifyQuery, queryHook), asy
     score: best.score,
     top,
     exit: { at, entropy, threshold, mode: q.exit },
+    engine: r.engine,
     degraded: r.degraded,
     ...(r.degradedReason !== undefined && { degradedReason: r.degradedReason }),
     ...(r.wire !== undefined && { wire: r.wire }),

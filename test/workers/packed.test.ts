@@ -1,0 +1,186 @@
+/**
+ * The packed binary engine (workers/src/engine/) against onnxruntime-web, the reference, inside
+ * workerd, on every test vector of every model that ships an engine file:
+ * - every sign decision (the uint8 levels feeding each ConvInteger) and every int32 sum identical
+ *   to ORT's intermediate tensors (exposed as extra graph outputs, test/workers/onnx-outputs.ts);
+ * - the split tensor and the exit logits equal to ORT's bit for bit (TOLERANCE below says so);
+ * - hence the same exit decision and argmax.
+ * A corrupt, truncated or mismatched engine file is refused; auto falls back to ORT.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { EngineFileError, parsePackedEdge, verifyEngineChecksum } from "../../shared/src/packed.js";
+import { runEdge } from "../../shared/src/runner.js";
+import { ClassifyResponse, ErrorResponse } from "../../shared/src/schemas/index.js";
+import { entropy, exitsAtEdge } from "../../shared/src/entropy.js";
+import { app } from "../../workers/src/app.js";
+import { PackedRunner, type PackedTrace } from "../../workers/src/engine/packed.js";
+import { initOrt } from "../../workers/src/infer/ort.js";
+import { EDGE_SESSION_OPTIONS, edgeRunner, PACKED_BY_DEFAULT, selectRunner } from "../../workers/src/infer/session.js";
+import { allModels, getModel, type EdgeModel } from "../../workers/src/models/registry.js";
+import { argmax, base64ToBytes, vectorsFor } from "../shared/fixtures.js";
+import { ELEM, graphNodes, withOutputs } from "./onnx-outputs.js";
+
+/**
+ * Outputs must match the serving ORT session (graphOptimizationLevel "all") exactly: 0 = bit for
+ * bit. The float kernels follow its float32 operation order (workers/engine/binconv.ts: the stem
+ * conv's im2col order, the fused Conv+Add+Relu of the projection block, the GEMM's K blocks of
+ * 256). Against an unoptimised ORT session the split and logits differ by <= 1e-6 (one or two
+ * float32 ulps), because ORT's own fusion changes the rounding. If a future ORT changes its
+ * kernels, the sign and sum checks stay exact regardless: raise this only to float32 rounding.
+ */
+const TOLERANCE = 0;
+
+const packedModels = () => [...allModels().values()].filter((m) => m.engine).map((m) => m.manifest.name);
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+async function packedFor(model: EdgeModel): Promise<PackedRunner> {
+  await verifyEngineChecksum(model.engine!, model.manifest);
+  return new PackedRunner(parsePackedEdge(model.engine!, model.manifest));
+}
+
+describe("packed engine vs onnxruntime-web", () => {
+  it("ships for the default model", () => {
+    expect(packedModels()).toContain("cifar10");
+  });
+
+  it.each(packedModels())("%s: every sign decision and integer sum equals ORT's on every test vector", async (name) => {
+    const model = getModel(name);
+    const m = model.manifest;
+    const nodes = graphNodes(new Uint8Array(model.edgeOnnx));
+    const convs = nodes.filter((n) => n.op === "ConvInteger");
+    const extra: Record<string, number> = {};
+    for (const c of convs) {
+      extra[c.inputs[0]!] = ELEM.uint8;
+      extra[c.outputs[0]!] = ELEM.int32;
+    }
+    const ort = initOrt(); // the precompiled-module loader (ORT cannot compile WASM inside workerd)
+    const session = await ort.InferenceSession.create(withOutputs(new Uint8Array(model.edgeOnnx), extra), EDGE_SESSION_OPTIONS);
+    const packed = await packedFor(model);
+    let decisions = 0;
+    for (const v of vectorsFor(name).vectors) {
+      const dims = [1, 3, m.input.height, m.input.width];
+      const ref = await session.run({ image: new ort.Tensor("float32", Float32Array.from(v.input), dims) });
+      const trace: PackedTrace = { levels: [], sums: [], floats: [] };
+      const out = packed.runSync({ image: { data: Float32Array.from(v.input), dims } }, trace);
+      expect(trace.sums.length * 2).toBe(convs.length);
+      convs.forEach((c, i) => {
+        const [block, which] = [Math.floor(i / 2), i % 2];
+        const levels = ref[c.inputs[0]!]!.data as Uint8Array;
+        const sums = ref[c.outputs[0]!]!.data as Int32Array;
+        const mineLevels = trace.levels[block]![which]!;
+        const mineSums = trace.sums[block]![which]!;
+        const badLevel = mineLevels.findIndex((x, j) => x !== levels[j]);
+        expect(badLevel, `${v.name}: ${c.inputs[0]} differs at ${badLevel}`).toBe(-1);
+        expect(mineLevels.length).toBe(levels.length);
+        const badSum = mineSums.findIndex((x, j) => x !== sums[j]);
+        expect(badSum, `${v.name}: ${c.outputs[0]} differs at ${badSum} (${mineSums[badSum]} vs ${sums[badSum]})`).toBe(-1);
+        decisions += levels.length;
+      });
+      expect(maxDiff(out["split"]!.data, ref["split"]!.data as Float32Array), `${v.name}: split`).toBeLessThanOrEqual(TOLERANCE);
+      expect(maxDiff(out["exit_logits"]!.data, ref["exit_logits"]!.data as Float32Array), `${v.name}: exit logits`).toBeLessThanOrEqual(TOLERANCE);
+    }
+    expect(decisions).toBeGreaterThan(0);
+  });
+
+  it.each(packedModels())("%s: same split, exit logits, exit decision and argmax as the serving ORT session, batched", async (name) => {
+    const model = getModel(name);
+    const m = model.manifest;
+    const vs = vectorsFor(name).vectors;
+    const per = 3 * m.input.height * m.input.width;
+    const batch = { data: new Float32Array(vs.length * per), dims: [vs.length, 3, m.input.height, m.input.width] };
+    vs.forEach((v, i) => batch.data.set(v.input, i * per));
+    const ref = await runEdge(await edgeRunner(model), batch);
+    const mine = await runEdge(await packedFor(model), batch);
+    expect(mine.split.dims).toEqual(ref.split.dims);
+    expect(maxDiff(mine.split.data, ref.split.data)).toBeLessThanOrEqual(TOLERANCE);
+    expect(maxDiff(mine.exitLogits.data, ref.exitLogits.data)).toBeLessThanOrEqual(TOLERANCE);
+    const classes = m.labels.length;
+    vs.forEach((v, i) => {
+      const a = mine.exitLogits.data.subarray(i * classes, (i + 1) * classes);
+      const b = ref.exitLogits.data.subarray(i * classes, (i + 1) * classes);
+      expect(argmax(a), v.name).toBe(argmax(b));
+      expect(exitsAtEdge(entropy(a), m.exit.threshold), v.name).toBe(exitsAtEdge(entropy(b), m.exit.threshold));
+      expect(argmax(a), v.name).toBe(argmax(v.exitLogits)); // and the exporter's onnxruntime
+    });
+  });
+});
+
+describe("packed engine file checks", () => {
+  const model = () => getModel(packedModels()[0]!);
+  /** A model whose manifest lists `engine` (a different fingerprint keeps runner caches apart). */
+  const variant = (engine: ArrayBuffer, tag: string, engineSha?: string): EdgeModel => {
+    const base = model();
+    const fingerprint = `${tag.padEnd(8, "0")}${base.manifest.fingerprint.slice(8)}`;
+    const files = { ...base.manifest.files, engine: { ...base.manifest.files.engine!, ...(engineSha && { sha256: engineSha }) } };
+    return { manifest: { ...base.manifest, fingerprint, files }, edgeOnnx: base.edgeOnnx, engine };
+  };
+  const sha = async (b: ArrayBuffer) => [...new Uint8Array(await crypto.subtle.digest("SHA-256", b))].map((x) => x.toString(16).padStart(2, "0")).join("");
+
+  it("refuses a corrupted file by its checksum", async () => {
+    const bad = model().engine!.slice(0);
+    new Uint8Array(bad)[bad.byteLength - 100]! ^= 0x01;
+    await expect(verifyEngineChecksum(bad, model().manifest)).rejects.toThrow(/sha256 .* differs from manifest.files.engine.sha256/);
+  });
+
+  it("refuses a file built from another edge.onnx, a truncated file and a foreign file, each with a reason", () => {
+    const m = model().manifest;
+    const otherEdge = { ...m, files: { ...m.files, edge: { ...m.files.edge, sha256: "0".repeat(64) } } };
+    expect(() => parsePackedEdge(model().engine!, otherEdge)).toThrow(/built from edge.onnx .*stale engine file/);
+    expect(() => parsePackedEdge(model().engine!.slice(0, model().engine!.byteLength - 4), m)).toThrow(/truncated/);
+    expect(() => parsePackedEdge(model().edgeOnnx, m)).toThrow(EngineFileError);
+    const otherSplit = { ...m, split: { ...m.split, shape: [16, 32, 32] } };
+    expect(() => parsePackedEdge(model().engine!, otherSplit)).toThrow(/split .* differs from the manifest/);
+  });
+
+  it("auto falls back to onnxruntime for a refused file; engine=packed fails instead of answering", async () => {
+    const bad = model().engine!.slice(0);
+    new Uint8Array(bad)[bad.byteLength - 100]! ^= 0x01;
+    const corrupt = variant(bad, "badc0de1");
+    const auto = await selectRunner(corrupt, "auto", "auto", "silent");
+    expect(auto.engine).toBe("ort");
+    await expect(selectRunner(corrupt, "packed", "auto", "silent")).rejects.toThrow(/packed engine refused: .*sha256/);
+    // the checksum matches, but the file was built from another graph: refused by its header
+    const m = model().manifest;
+    const stale = variant(model().engine!, "5ta1e000", await sha(model().engine!));
+    stale.manifest = { ...stale.manifest, files: { ...stale.manifest.files, edge: { ...m.files.edge, sha256: "1".repeat(64) } } };
+    expect((await selectRunner(stale, "auto", "auto", "silent")).engine).toBe("ort");
+    await expect(selectRunner(stale, "packed", "auto", "silent")).rejects.toThrow(/stale engine file/);
+  });
+});
+
+describe("POST /v1/classify engine selection", () => {
+  const png = () => base64ToBytes(vectorsFor("cifar10").vectors[0]!.imageBase64);
+  const classify = async (query: Record<string, string>, bindings: Record<string, string> = {}) => {
+    const res = await app.request(`/v1/classify?${new URLSearchParams({ exit: "edge", ...query })}`, { method: "POST", headers: { "content-type": "image/png" }, body: png() }, { ...env, ...bindings });
+    const text = await res.text();
+    return { status: res.status, body: JSON.parse(text) as unknown };
+  };
+
+  it("runs the packed engine by default where the model ships one, and says which engine answered", async () => {
+    const r = ClassifyResponse.parse((await classify({})).body);
+    expect(r.engine).toBe(PACKED_BY_DEFAULT ? "packed" : "ort");
+  });
+
+  it("honours ?engine= and EDGE_ENGINE, with identical answers", async () => {
+    const ortR = ClassifyResponse.parse((await classify({ engine: "ort" })).body);
+    const packedR = ClassifyResponse.parse((await classify({ engine: "packed" })).body);
+    expect([ortR.engine, packedR.engine]).toEqual(["ort", "packed"]);
+    expect(packedR.exit.entropy).toBe(ortR.exit.entropy);
+    expect(packedR.top).toEqual(ortR.top);
+    expect(ClassifyResponse.parse((await classify({}, { EDGE_ENGINE: "ort" })).body).engine).toBe("ort");
+    expect(ClassifyResponse.parse((await classify({ engine: "packed" }, { EDGE_ENGINE: "ort" })).body).engine).toBe("packed");
+  });
+
+  it("400 for an unknown engine", async () => {
+    const r = await classify({ engine: "gpu" });
+    expect(r.status).toBe(400);
+    expect(ErrorResponse.parse(r.body).error.code).toBe("invalid_query");
+  });
+});

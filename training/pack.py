@@ -1,0 +1,326 @@
+"""Pack a binarized (W1A1) edge graph into the packed engine's file: `python -m training.pack models/cifar10`.
+
+The packed engine (workers/src/engine/, docs/performance.md) runs the edge part with XNOR +
+popcount instead of onnxruntime. Its file is derived from edge.onnx, not from the checkpoint, so
+it holds exactly the reference graph's numbers: the float32 initializers byte for byte, and the
+binary ConvInteger weights as bits. Anything that is not the shape training/onnx_graph.py builds
+for a W1A1 edge (stem Conv + Relu; blocks of Mul/GreaterOrEqual/Where -> ConvInteger ->
+GreaterOrEqual/Where -> ConvInteger -> DequantizeLinear -> shift or projection shortcut -> Add ->
+Relu; Identity split; AveragePool -> Flatten -> Gemm) is refused with NotPackable, and the model
+stays on onnxruntime (a W4A4 edge, a float export, more than 32 channels).
+
+File layout (little-endian), edge.packed.bin:
+    0   4  magic "FGLE"
+    4   4  u32 format version (1)
+    8   4  u32 n = byte length of the JSON header
+    12  n  JSON header (utf-8, space-padded to a multiple of 4): shapes and, per tensor,
+           {"offset", "length", "dtype"} into the blob (offsets relative to the blob, 4-aligned)
+    12+n   blob: f32 / i32 / u32 arrays
+Bits: one u32 word per (output filter, tap), bit c = input channel c, 1 means -1 (ConvInteger
+weight level 0 with zero point 1), 0 means +1 (level 2). Thresholds are the graph's int32
+`bn_mid.threshold`; the filter flips for negative BN scales are already in the codes.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+MAGIC = b"FGLE"
+VERSION = 1
+FORMAT = "fogline-packed-w1a1/1"
+FILE_NAME = "edge.packed.bin"
+MAX_CHANNELS = 32  # one u32 word per pixel (workers/engine/binconv.ts)
+
+
+class NotPackable(ValueError):
+    """The edge graph is not a W1A1 edge of the shape the packed engine runs."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Graph:
+    """The edge graph's nodes in order, with a cursor, and its initializers as numpy arrays."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.nodes = list(model.graph.node)
+        self.i = 0
+        self.inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+    def take(self, op: str, first_input: str | None = None) -> onnx.NodeProto:
+        if self.i >= len(self.nodes):
+            raise NotPackable(f"graph ends where a {op} was expected")
+        n = self.nodes[self.i]
+        if n.op_type != op:
+            raise NotPackable(f"node {self.i} ({n.name}) is {n.op_type}, expected {op}")
+        if first_input is not None and n.input[0] != first_input:
+            raise NotPackable(f"node {self.i} ({n.name}) reads {n.input[0]}, expected {first_input}")
+        self.i += 1
+        return n
+
+    def peek(self) -> str | None:
+        return self.nodes[self.i].op_type if self.i < len(self.nodes) else None
+
+    def init(self, name: str, dtype: type | None = None) -> np.ndarray:
+        if name not in self.inits:
+            raise NotPackable(f"{name} is not an initializer")
+        a = self.inits[name]
+        if dtype is not None and a.dtype != dtype:
+            raise NotPackable(f"{name} is {a.dtype}, expected {np.dtype(dtype)}")
+        return a
+
+    def scalar(self, name: str, dtype: type, value: int | float) -> None:
+        a = self.init(name, dtype)
+        if a.size != 1 or a.reshape(()) != value:
+            raise NotPackable(f"{name} is {a.ravel()[:4]}, expected {value}")
+
+
+def _attrs(n: onnx.NodeProto) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+
+
+def _conv_geometry(n: onnx.NodeProto, k: int) -> int:
+    """Checks kernel k x k with 'same' padding (k // 2); returns the stride."""
+    a = _attrs(n)
+    if list(a.get("kernel_shape", [k, k])) != [k, k] or list(a.get("pads", [0] * 4)) != [k // 2] * 4:
+        raise NotPackable(f"{n.name}: expected a {k}x{k} kernel with pads {k // 2}, got {a}")
+    if a.get("group", 1) != 1 or list(a.get("dilations", [1, 1])) != [1, 1]:
+        raise NotPackable(f"{n.name}: groups and dilations are not supported")
+    s = list(a.get("strides", [1, 1]))
+    if s[0] != s[1]:
+        raise NotPackable(f"{n.name}: unequal strides {s}")
+    return int(s[0])
+
+
+def _sign_where(g: _Graph, cond: str) -> str:
+    """Where(cond, 2, 0) as uint8: the binary level (value = level - 1)."""
+    w = g.take("Where", cond)
+    g.scalar(w.input[1], np.uint8, 2)
+    g.scalar(w.input[2], np.uint8, 0)
+    return w.output[0]
+
+
+def _binary_conv(g: _Graph, x: str) -> tuple[onnx.NodeProto, np.ndarray, int]:
+    """ConvInteger over binary levels: returns the node, the packed words [cout, 9] and the stride."""
+    n = g.take("ConvInteger", x)
+    stride = _conv_geometry(n, 3)
+    w = g.init(n.input[1], np.uint8)
+    g.scalar(n.input[2], np.uint8, 1)
+    g.scalar(n.input[3], np.uint8, 1)
+    if not np.isin(w, (0, 2)).all():
+        raise NotPackable(f"{n.input[1]}: weights are not binary levels (0 / 2)")
+    cout, cin = w.shape[:2]
+    if cin > MAX_CHANNELS or cout > MAX_CHANNELS:
+        raise NotPackable(f"{n.name}: {cin} -> {cout} channels, the engine packs at most {MAX_CHANNELS}")
+    return n, pack_bits(w == 0), stride
+
+
+def pack_bits(negative: np.ndarray) -> np.ndarray:
+    """[cout, cin, 3, 3] booleans (True = -1) -> u32 words [cout, 9], bit c = channel c."""
+    cout, cin = negative.shape[:2]
+    bits = negative.reshape(cout, cin, 9).astype(np.uint64) << np.arange(cin, dtype=np.uint64)[None, :, None]
+    return bits.sum(axis=1).astype(np.uint32)
+
+
+def unpack_bits(words: np.ndarray, cin: int) -> np.ndarray:
+    """Inverse of pack_bits: u32 words [cout, 9] -> uint8 ConvInteger levels [cout, cin, 3, 3]."""
+    bits = (words[:, None, :].astype(np.uint64) >> np.arange(cin, dtype=np.uint64)[None, :, None]) & 1
+    return np.where(bits == 1, 0, 2).astype(np.uint8).reshape(len(words), cin, 3, 3)
+
+
+def _channel_vector(g: _Graph, name: str, c: int, dtype: type) -> np.ndarray:
+    a = g.init(name, dtype)
+    if a.size != c:
+        raise NotPackable(f"{name}: {a.size} values for {c} channels")
+    return a.reshape(c)
+
+
+def parse_edge(model: onnx.ModelProto) -> dict:
+    """The W1A1 edge graph as the engine's structure (numpy arrays, exact copies of the initializers)."""
+    g = _Graph(model)
+    inp = model.graph.input[0]
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim][1:]
+    if len(dims) != 3 or dims[0] != 3:
+        raise NotPackable(f"input {inp.name} has shape {dims}, expected [3, H, W]")
+    _, h, w = dims
+    stem = g.take("Conv", inp.name)
+    if _conv_geometry(stem, 3) != 1 or len(stem.input) != 3:
+        raise NotPackable("the stem must be a stride-1 3x3 Conv with a bias")
+    sw, sb = g.init(stem.input[1], np.float32), g.init(stem.input[2], np.float32)
+    x = g.take("Relu", stem.output[0]).output[0]
+    c = sw.shape[0]
+    if c > MAX_CHANNELS:
+        raise NotPackable(f"stem has {c} channels, the engine packs at most {MAX_CHANNELS}")
+    blocks = []
+    while g.peek() == "Mul":
+        mul = g.take("Mul", x)
+        ge = g.take("GreaterOrEqual", mul.output[0])
+        scale, neg_shift = _channel_vector(g, mul.input[1], c, np.float32), _channel_vector(g, ge.input[1], c, np.float32)
+        q1 = _sign_where(g, ge.output[0])
+        conv1, w1, stride = _binary_conv(g, q1)
+        cout = len(w1)
+        thr_ge = g.take("GreaterOrEqual", conv1.output[0])
+        thr = _channel_vector(g, thr_ge.input[1], cout, np.int32)
+        q2 = _sign_where(g, thr_ge.output[0])
+        conv2, w2, stride2 = _binary_conv(g, q2)
+        if stride2 != 1 or len(w2) != cout or g.init(conv2.input[1]).shape[1] != cout:
+            raise NotPackable(f"{conv2.name}: expected a stride-1 {cout} -> {cout} conv")
+        dq = g.take("DequantizeLinear", conv2.output[0])
+        if len(dq.input) > 2 or _attrs(dq).get("axis", 1) != 1:
+            raise NotPackable(f"{dq.name}: expected a per-channel scale on axis 1 and no zero point")
+        scale2 = _channel_vector(g, dq.input[1], cout, np.float32)
+        block = {"cin": c, "cout": cout, "stride": stride, "h": h, "w": w, "bnScale": scale, "bnNegShift": neg_shift,
+                 "conv1": w1, "threshold": thr, "conv2": w2, "scale": scale2}
+        if g.peek() == "Add":  # identity shortcut: + shift, + x
+            if stride != 1 or cout != c:
+                raise NotPackable(f"{conv1.name}: an identity shortcut needs stride 1 and {c} -> {c} channels")
+            shift = g.take("Add", dq.output[0])
+            block["shift"] = _channel_vector(g, shift.input[1], cout, np.float32)
+            add = g.take("Add", shift.output[0])
+            if add.input[1] != x:
+                raise NotPackable(f"{add.name}: the residual must add the block input {x}")
+        else:  # projection shortcut: Conv 1x1 of the block input (bias holds the bn_out shift)
+            sc = g.take("Conv", x)
+            if _conv_geometry(sc, 1) != stride or len(sc.input) != 3:
+                raise NotPackable(f"{sc.name}: expected a 1x1 conv with bias and stride {stride}")
+            scw = g.init(sc.input[1], np.float32)
+            if scw.shape != (cout, c, 1, 1):
+                raise NotPackable(f"{sc.name}: weight shape {scw.shape}")
+            block["shortcutWeight"] = scw.reshape(cout, c)
+            block["shortcutBias"] = _channel_vector(g, sc.input[2], cout, np.float32)
+            add = g.take("Add", dq.output[0])
+            if add.input[1] != sc.output[0]:
+                raise NotPackable(f"{add.name}: the residual must add the shortcut conv")
+        x = g.take("Relu", add.output[0]).output[0]
+        blocks.append(block)
+        c, h, w = cout, (h - 1) // stride + 1, (w - 1) // stride + 1
+    if not blocks:
+        raise NotPackable("no binary block after the stem (not a W1A1 ConvInteger export)")
+    split = g.take("Identity", x)
+    if split.output[0] != "split":
+        raise NotPackable("the last block must feed the split output")
+    pool = g.take("AveragePool", "split")
+    pa = _attrs(pool)
+    k = list(pa.get("kernel_shape", []))
+    if len(k) != 2 or k[0] != k[1] or list(pa.get("strides", [1, 1])) != k or any(pa.get("pads", [0] * 4)) or pa.get("ceil_mode", 0):
+        raise NotPackable(f"{pool.name}: expected AveragePool kernel k x k, stride k, no padding; got {pa}")
+    flat = g.take("Flatten", pool.output[0])
+    gemm = g.take("Gemm", flat.output[0])
+    ga = _attrs(gemm)
+    if ga.get("transB", 0) != 1 or ga.get("transA", 0) != 0 or ga.get("alpha", 1.0) != 1.0 or ga.get("beta", 1.0) != 1.0 or gemm.output[0] != "exit_logits":
+        raise NotPackable(f"{gemm.name}: expected exit_logits = flat @ W^T + b")
+    fw, fb = g.init(gemm.input[1], np.float32), g.init(gemm.input[2], np.float32)
+    features = c * ((h - k[0]) // k[0] + 1) * ((w - k[0]) // k[0] + 1)
+    if fw.shape[1] != features or fb.shape != (fw.shape[0],):
+        raise NotPackable(f"exit FC {fw.shape} does not take {features} features")
+    if g.i != len(g.nodes):
+        raise NotPackable(f"unexpected nodes after the exit head: {[n.op_type for n in g.nodes[g.i:]]}")
+    if w % 4 or any(b["w"] % 4 for b in blocks):
+        raise NotPackable("plane widths must be multiples of 4 (four pixels per SIMD vector)")
+    return {"input": [3, dims[1], dims[2]], "stem": {"weight": sw, "bias": sb}, "blocks": blocks,
+            "split": [c, h, w], "exit": {"pool": k[0], "weight": fw, "bias": fb}}
+
+
+def _write(structure: dict) -> bytes:
+    blob = bytearray()
+
+    def tensor(a: np.ndarray) -> dict:
+        dtype = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32", np.dtype(np.uint32): "u32"}[a.dtype]
+        ref = {"offset": len(blob), "length": int(a.size), "dtype": dtype}
+        blob.extend(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes())
+        return ref
+
+    def walk(v):
+        if isinstance(v, np.ndarray):
+            return tensor(v)
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    header = walk({k: v for k, v in structure.items() if k != "source"})
+    header = {"format": FORMAT, "source": structure["source"], **header, "blobBytes": 0}
+    header["blobBytes"] = len(blob)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    return MAGIC + struct.pack("<II", VERSION, len(text)) + text + bytes(blob)
+
+
+def pack_edge(edge_bytes: bytes) -> bytes:
+    """edge.onnx bytes -> engine file bytes (raises NotPackable)."""
+    structure = parse_edge(onnx.load_model_from_string(edge_bytes))
+    structure["source"] = {"file": "edge.onnx", "sha256": sha256_bytes(edge_bytes)}
+    return _write(structure)
+
+
+def read_engine(data: bytes) -> dict:
+    """Engine file -> header with every tensor ref replaced by its numpy array (for tests and tools)."""
+    if data[:4] != MAGIC:
+        raise ValueError("not a packed engine file (magic)")
+    version, n = struct.unpack_from("<II", data, 4)
+    if version != VERSION:
+        raise ValueError(f"engine format version {version}, expected {VERSION}")
+    header = json.loads(data[12:12 + n])
+    blob = memoryview(data)[12 + n:]
+    if len(blob) != header["blobBytes"]:
+        raise ValueError("engine file is truncated or has trailing bytes")
+    dtypes = {"f32": "<f4", "i32": "<i4", "u32": "<u4"}
+
+    def walk(v):
+        if isinstance(v, dict) and set(v) == {"offset", "length", "dtype"}:
+            return np.frombuffer(blob, dtypes[v["dtype"]], v["length"], v["offset"]).copy()
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(header)
+
+
+def pack_folder(folder: Path) -> Path | None:
+    """Writes folder/edge.packed.bin and records it in manifest.json (files.engine); returns its
+    path, or None (and removes a stale engine entry) when the edge is not packable."""
+    folder = Path(folder)
+    edge = (folder / "edge.onnx").read_bytes()
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    recorded = manifest.get("files", {}).get("edge", {}).get("sha256")
+    if recorded and recorded != sha256_bytes(edge):
+        raise SystemExit(f"{folder}/edge.onnx differs from manifest.files.edge.sha256: export again first")
+    out = folder / FILE_NAME
+    try:
+        data = pack_edge(edge)
+    except NotPackable as e:
+        if manifest.get("files", {}).pop("engine", None) is not None:
+            manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        out.unlink(missing_ok=True)
+        print(f"pack: {folder}: no packed engine ({e}); the model runs on onnxruntime", file=sys.stderr)
+        return None
+    out.write_bytes(data)
+    manifest.setdefault("files", {})["engine"] = {"path": FILE_NAME, "sha256": sha256_bytes(data), "format": FORMAT}
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"pack: wrote {out} ({len(data)} bytes, {FORMAT})", file=sys.stderr)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", nargs="+", type=Path, help="model folders, e.g. models/cifar10")
+    args = ap.parse_args(argv)
+    for f in args.folders:
+        pack_folder(f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+// AssemblyScript source of the packed binary engine's kernels (docs/performance.md, issue 7).
+// Built by `npm run build:engine` into workers/src/engine/binconv.wasm (committed; a Node test
+// rebuilds it and compares the bytes). The host (workers/src/engine/packed.ts) owns the memory
+// layout and calls these kernels with byte offsets into this module's exported memory.
+//
+// Conventions, shared with training/pack.py:
+// - a binary activation or weight is one bit per channel in a u32 word (channel c = bit c,
+//   at most 32 channels): bit 1 means -1, bit 0 means +1;
+// - packed activation planes are zero-padded by one pixel on every side ((h+2) x (w+2) words),
+//   i.e. the padding reads as +1 and the host's border correction removes its contribution
+//   (ONNX ConvInteger pads with the zero point, so a padded tap contributes exactly 0);
+// - float planes are [C][H][W] f32, unpadded unless named "pad".
+//
+// Float kernels use the float32 operations of the ONNX graph in its order (mul then add, no
+// fused multiply-add, sums from the first tap to the last) so they round like onnxruntime's.
+
+// ---- the float stem: relu(conv3x3(x) + bias), stride 1, x given zero-padded ----------------
+
+/** pad: [cin][h+2][w+2] f32, wt: [cout][cin][3][3] f32, bias: [cout] f32, out: [cout][h][w] f32. */
+export function stem(pad: usize, wt: usize, bias: usize, out: usize, cin: i32, cout: i32, h: i32, w: i32): void {
+  const pw = w + 2;
+  const zero = f32x4.splat(0);
+  for (let o = 0; o < cout; o++) {
+    const b = f32x4.splat(load<f32>(bias + (<usize>o << 2)));
+    const wo = wt + (<usize>(o * cin * 9) << 2);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x += 4) {
+        let acc = zero;
+        // im2col order (channel, ky, kx), as onnxruntime's Conv feeds its GEMM
+        for (let c = 0; c < cin; c++) {
+          const base = pad + (<usize>((c * (h + 2) + y) * pw + x) << 2);
+          const wc = wo + (<usize>(c * 9) << 2);
+          for (let ky = 0; ky < 3; ky++) {
+            const row = base + (<usize>(ky * pw) << 2);
+            const wr = wc + (<usize>(ky * 3) << 2);
+            acc = f32x4.add(acc, f32x4.mul(v128.load(row), f32x4.splat(load<f32>(wr))));
+            acc = f32x4.add(acc, f32x4.mul(v128.load(row + 4), f32x4.splat(load<f32>(wr + 4))));
+            acc = f32x4.add(acc, f32x4.mul(v128.load(row + 8), f32x4.splat(load<f32>(wr + 8))));
+          }
+        }
+        v128.store(out + (<usize>((o * h + y) * w + x) << 2), f32x4.max(f32x4.add(acc, b), zero));
+      }
+    }
+  }
+}
+
+/** Copies [c][h][w] f32 into the interior of a zeroed [c][h+2][w+2] plane. */
+export function padFloat(src: usize, dst: usize, c: i32, h: i32, w: i32): void {
+  memory.fill(dst, 0, <usize>(c * (h + 2) * (w + 2)) << 2);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < h; y++) {
+      memory.copy(dst + (<usize>((ch * (h + 2) + y + 1) * (w + 2) + 1) << 2), src + (<usize>((ch * h + y) * w) << 2), <usize>w << 2);
+    }
+  }
+}
+
+// ---- sign decisions into packed planes -----------------------------------------------------
+
+/** bn_in: bit c of pixel p is 1 (value -1) unless fl(x*scale) >= negShift (the graph's Mul and
+ * GreaterOrEqual, training/onnx_graph.py affine_act_u8). x: [c][h][w] f32, dst padded words. */
+export function signPack(x: usize, scale: usize, negShift: usize, dst: usize, c: i32, h: i32, w: i32): void {
+  const pw = w + 2;
+  const hw = h * w;
+  memory.fill(dst, 0, <usize>((h + 2) * pw) << 2);
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx += 4) {
+      let word = i32x4.splat(0);
+      const p = y * w + xx;
+      for (let ch = 0; ch < c; ch++) {
+        const v = f32x4.mul(v128.load(x + (<usize>(ch * hw + p) << 2)), f32x4.splat(load<f32>(scale + (<usize>ch << 2))));
+        // not (v >= t): bit set; a NaN never occurs after a ReLU of finite sums
+        const neg = v128.not(f32x4.ge(v, f32x4.splat(load<f32>(negShift + (<usize>ch << 2)))));
+        word = v128.or(word, v128.and(neg, i32x4.splat(1 << ch)));
+      }
+      v128.store(dst + (<usize>((y + 1) * pw + xx + 1) << 2), word);
+    }
+  }
+}
+
+/** bn_mid as the integer threshold: bit o is 1 (value -1) unless acc >= thr[o]. acc: [c][h][w] i32. */
+export function thresholdPack(acc: usize, thr: usize, dst: usize, c: i32, h: i32, w: i32): void {
+  const pw = w + 2;
+  const hw = h * w;
+  memory.fill(dst, 0, <usize>((h + 2) * pw) << 2);
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx += 4) {
+      let word = i32x4.splat(0);
+      const p = y * w + xx;
+      for (let ch = 0; ch < c; ch++) {
+        const lt = i32x4.lt_s(v128.load(acc + (<usize>(ch * hw + p) << 2)), i32x4.splat(load<i32>(thr + (<usize>ch << 2))));
+        word = v128.or(word, v128.and(lt, i32x4.splat(1 << ch)));
+      }
+      v128.store(dst + (<usize>((y + 1) * pw + xx + 1) << 2), word);
+    }
+  }
+}
+
+// ---- binary 3x3 convolution: XNOR + popcount ------------------------------------------------
+
+/** Stride 1, pad 1: acc[o][y][x] = 9*cin - 2 * popcount(sum over taps of in ^ w), before the
+ * border correction. in: padded words, wt: [cout][9] words, acc: [cout][h][w] i32. Four pixels
+ * per v128; the nine taps' per-byte counts (at most 9*8 = 72) add up in i8 lanes, widened once. */
+export function bconv(inp: usize, wt: usize, acc: usize, cin: i32, cout: i32, h: i32, w: i32): void {
+  const pw = <usize>(w + 2) << 2;
+  const full = i32x4.splat(9 * cin);
+  for (let o = 0; o < cout; o++) {
+    const wp = wt + (<usize>(o * 9) << 2);
+    const w0 = i32x4.splat(load<i32>(wp)), w1 = i32x4.splat(load<i32>(wp, 4)), w2 = i32x4.splat(load<i32>(wp, 8));
+    const w3 = i32x4.splat(load<i32>(wp, 12)), w4 = i32x4.splat(load<i32>(wp, 16)), w5 = i32x4.splat(load<i32>(wp, 20));
+    const w6 = i32x4.splat(load<i32>(wp, 24)), w7 = i32x4.splat(load<i32>(wp, 28)), w8 = i32x4.splat(load<i32>(wp, 32));
+    for (let y = 0; y < h; y++) {
+      const r0 = inp + <usize>y * pw;
+      const r1 = r0 + pw;
+      const r2 = r1 + pw;
+      const out = acc + (<usize>((o * h + y) * w) << 2);
+      for (let x = 0; x < w; x += 4) {
+        const off = <usize>x << 2;
+        let n = i8x16.popcnt(v128.xor(v128.load(r0 + off), w0));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r0 + off, 4), w1)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r0 + off, 8), w2)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r1 + off), w3)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r1 + off, 4), w4)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r1 + off, 8), w5)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r2 + off), w6)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r2 + off, 4), w7)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r2 + off, 8), w8)));
+        const count = i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(n));
+        v128.store(out + off, i32x4.sub(full, i32x4.shl(count, 1)));
+      }
+    }
+  }
+}
+
+/** Any stride, scalar (one stride-2 conv per stage: a small share of the work). Output ho x wo. */
+export function bconvStrided(inp: usize, wt: usize, acc: usize, cin: i32, cout: i32, h: i32, w: i32, stride: i32): void {
+  const pw = w + 2;
+  const ho = (h - 1) / stride + 1;
+  const wo = (w - 1) / stride + 1;
+  for (let o = 0; o < cout; o++) {
+    const wp = wt + (<usize>(o * 9) << 2);
+    for (let y = 0; y < ho; y++) {
+      for (let x = 0; x < wo; x++) {
+        let n: i32 = 0;
+        for (let ky = 0; ky < 3; ky++) {
+          const row = inp + (<usize>((y * stride + ky) * pw + x * stride) << 2);
+          n += popcnt<u32>(load<u32>(row) ^ load<u32>(wp + (<usize>(ky * 3) << 2)));
+          n += popcnt<u32>(load<u32>(row, 4) ^ load<u32>(wp + (<usize>(ky * 3 + 1) << 2)));
+          n += popcnt<u32>(load<u32>(row, 8) ^ load<u32>(wp + (<usize>(ky * 3 + 2) << 2)));
+        }
+        store<i32>(acc + (<usize>((o * ho + y) * wo + x) << 2), 9 * cin - 2 * n);
+      }
+    }
+  }
+}
+
+/** Removes the padding's contribution: a padded tap read +1 and added sum_c w[o][c][tap], which
+ * is wsum[o][tap] = cin - 2*popcount(w word); ONNX's zero-point padding adds 0. Only border
+ * outputs have padded taps. h, w: input size; acc: [cout][ho][wo]. */
+export function borderFix(acc: usize, wsum: usize, cout: i32, h: i32, w: i32, stride: i32): void {
+  const ho = (h - 1) / stride + 1;
+  const wo = (w - 1) / stride + 1;
+  for (let y = 0; y < ho; y++) {
+    const rowEdge = y * stride - 1 < 0 || y * stride + 1 >= h;
+    for (let x = 0; x < wo; x++) {
+      if (!rowEdge && x * stride - 1 >= 0 && x * stride + 1 < w) continue;
+      for (let o = 0; o < cout; o++) {
+        let fix: i32 = 0;
+        for (let ky = 0; ky < 3; ky++) {
+          const iy = y * stride + ky - 1;
+          for (let kx = 0; kx < 3; kx++) {
+            const ix = x * stride + kx - 1;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) fix += load<i32>(wsum + (<usize>(o * 9 + ky * 3 + kx) << 2));
+          }
+        }
+        if (fix != 0) {
+          const p = acc + (<usize>((o * ho + y) * wo + x) << 2);
+          store<i32>(p, load<i32>(p) - fix);
+        }
+      }
+    }
+  }
+}
+
+// ---- the block's end: per-filter scale, shift, shortcut, ReLU ------------------------------
+
+/** Identity shortcut: out = relu((fl(acc) * scale + shift) + x), the graph's DequantizeLinear,
+ * Add, Add, Relu in that order. acc, x, out: [c][n]. */
+export function residual(acc: usize, scale: usize, shift: usize, x: usize, out: usize, c: i32, n: i32): void {
+  const zero = f32x4.splat(0);
+  for (let ch = 0; ch < c; ch++) {
+    const s = f32x4.splat(load<f32>(scale + (<usize>ch << 2)));
+    const t = f32x4.splat(load<f32>(shift + (<usize>ch << 2)));
+    for (let i = 0; i < n; i += 4) {
+      const off = <usize>(ch * n + i) << 2;
+      const v = f32x4.add(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(v128.load(acc + off)), s), t), v128.load(x + off));
+      v128.store(out + off, f32x4.max(v, zero));
+    }
+  }
+}
+
+/** Projection shortcut: out = relu((fl(acc) * scale + conv1x1(x, stride)) + bias). x: [cin][h][w],
+ * wt: [cout][cin] f32, out: [cout][ho][wo]. onnxruntime (graphOptimizationLevel "all", serving's)
+ * fuses the graph's Conv + Add + Relu into one FusedConv that starts its GEMM output from the
+ * added tensor (the scaled binary sums) and adds the bias afterwards: this order, measured
+ * bit-exact in test/workers/packed.test.ts. (Unfused, the graph's own order is DQ + (conv + bias).) */
+export function residualProjected(acc: usize, scale: usize, x: usize, wt: usize, bias: usize, out: usize,
+                                  cin: i32, cout: i32, h: i32, w: i32, stride: i32): void {
+  const ho = (h - 1) / stride + 1;
+  const wo = (w - 1) / stride + 1;
+  for (let o = 0; o < cout; o++) {
+    const s = load<f32>(scale + (<usize>o << 2));
+    const b = load<f32>(bias + (<usize>o << 2));
+    for (let y = 0; y < ho; y++) {
+      for (let xx = 0; xx < wo; xx++) {
+        let sum: f32 = 0;
+        for (let c = 0; c < cin; c++) {
+          sum += load<f32>(x + (<usize>((c * h + y * stride) * w + xx * stride) << 2)) * load<f32>(wt + (<usize>(o * cin + c) << 2));
+        }
+        const p = <usize>((o * ho + y) * wo + xx) << 2;
+        const v = (<f32>load<i32>(acc + p) * s + sum) + b;
+        store<f32>(out + p, v > 0 ? v : 0);
+      }
+    }
+  }
+}
+
+/** K blocking of onnxruntime's (MLAS) SGEMM in its WASM build, found by measurement. */
+const GEMM_STRIDE_K: i32 = 256;
+
+// ---- exit head: AveragePool(k, stride k) -> Flatten -> Gemm(transB) -------------------------
+
+/** x: [c][h][w]; pooled: [c][ph][pw] (the flattened features); wt: [classes][features]. */
+export function exitHead(x: usize, pooled: usize, wt: usize, bias: usize, logits: usize, c: i32, h: i32, w: i32, k: i32, classes: i32): void {
+  const ph = (h - k) / k + 1;
+  const pwid = (w - k) / k + 1;
+  const area = <f32>(k * k);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < ph; y++) {
+      for (let xx = 0; xx < pwid; xx++) {
+        let s: f32 = 0;
+        for (let ky = 0; ky < k; ky++) {
+          for (let kx = 0; kx < k; kx++) s += load<f32>(x + (<usize>((ch * h + y * k + ky) * w + xx * k + kx) << 2));
+        }
+        store<f32>(pooled + (<usize>((ch * ph + y) * pwid + xx) << 2), s / area);
+      }
+    }
+  }
+  // onnxruntime's Gemm: the output starts as the bias, and its GEMM adds the sum of each block
+  // of GEMM_STRIDE_K products (summed in order from 0) to it: this order is bit-exact with it
+  const features = c * ph * pwid;
+  for (let j = 0; j < classes; j++) {
+    let out = load<f32>(bias + (<usize>j << 2));
+    for (let k0 = 0; k0 < features; k0 += GEMM_STRIDE_K) {
+      const end = min(features, k0 + GEMM_STRIDE_K);
+      let s: f32 = 0;
+      for (let i = k0; i < end; i++) s += load<f32>(pooled + (<usize>i << 2)) * load<f32>(wt + (<usize>(j * features + i) << 2));
+      out += s;
+    }
+    store<f32>(logits + (<usize>j << 2), out);
+  }
+}
+
+/** First free byte after this module's static data: the host allocates from here. */
+export function heapBase(): usize {
+  return __heap_base;
+}

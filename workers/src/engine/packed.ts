@@ -1,0 +1,217 @@
+/**
+ * The packed binary engine: the W1A1 edge graph run with XNOR + popcount in a small WASM SIMD
+ * module (workers/engine/binconv.ts, built to binconv.wasm) instead of onnxruntime-web
+ * (issue 7's moonshot; docs/performance.md has the figures and the exactness argument). It
+ * implements the same GraphRunner contract as OrtWebRunner: image [N,3,H,W] in, exit_logits
+ * [N,C] and split [N,c,h,w] out, so the pipeline, the wire format and the cloud tail are unchanged.
+ *
+ * workerd forbids compiling WASM from bytes, so binconv.wasm is imported as a module (wrangler's
+ * default CompiledWasm rule) and instantiated synchronously: a 3 KB module with no imports.
+ */
+import { EDGE_INPUT, EDGE_OUTPUTS, type GraphRunner, type Tensor } from "../../../shared/src/runner.js";
+import type { PackedEdge } from "../../../shared/src/packed.js";
+import binconvModule from "./binconv.wasm";
+
+interface Kernels {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  padFloat(src: number, dst: number, c: number, h: number, w: number): void;
+  stem(pad: number, wt: number, bias: number, out: number, cin: number, cout: number, h: number, w: number): void;
+  signPack(x: number, scale: number, negShift: number, dst: number, c: number, h: number, w: number): void;
+  thresholdPack(acc: number, thr: number, dst: number, c: number, h: number, w: number): void;
+  bconv(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number): void;
+  bconvStrided(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number, stride: number): void;
+  borderFix(acc: number, wsum: number, cout: number, h: number, w: number, stride: number): void;
+  residual(acc: number, scale: number, shift: number, x: number, out: number, c: number, n: number): void;
+  residualProjected(acc: number, scale: number, x: number, wt: number, bias: number, out: number, cin: number, cout: number, h: number, w: number, stride: number): void;
+  exitHead(x: number, pooled: number, wt: number, bias: number, logits: number, c: number, h: number, w: number, k: number, classes: number): void;
+}
+
+/** What one block's kernels read: byte offsets into the module's memory. */
+interface BlockPtrs {
+  bnScale: number;
+  bnNegShift: number;
+  conv1: number;
+  wsum1: number;
+  threshold: number;
+  conv2: number;
+  wsum2: number;
+  scale: number;
+  shift: number;
+  shortcutWeight: number;
+  shortcutBias: number;
+}
+
+/** Per-layer integer results, for tests: the sign bits fed to each binary conv and its int32 sums. */
+export interface PackedTrace {
+  /** per block: [act1 levels, act2 levels] as ONNX's uint8 Where outputs (0 = -1, 2 = +1), NCHW */
+  levels: Uint8Array[][];
+  /** per block: [conv1 sums, conv2 sums] as ONNX's ConvInteger outputs, NCHW */
+  sums: Int32Array[][];
+  /** the float planes: the stem's output, then each block's output (ONNX's Relu outputs) */
+  floats: Float32Array[];
+}
+
+const popcount = (v: number) => {
+  v = v - ((v >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+};
+const outSize = (n: number, stride: number) => Math.floor((n - 1) / stride) + 1;
+
+export class PackedRunner implements GraphRunner {
+  private readonly k: Kernels;
+  private readonly blocks: BlockPtrs[] = [];
+  private readonly stemW: number;
+  private readonly stemB: number;
+  private readonly fcW: number;
+  private readonly fcB: number;
+  // scratch planes (byte offsets)
+  private readonly img: number;
+  private readonly padIn: number;
+  private readonly planes: [number, number];
+  private readonly packed: number;
+  private readonly acc: number;
+  private readonly pooled: number;
+  private readonly logits: number;
+
+  constructor(readonly edge: PackedEdge) {
+    const instance = new WebAssembly.Instance(binconvModule, {});
+    this.k = instance.exports as unknown as Kernels;
+    // a bump allocator over the module's memory, 16-byte aligned for the v128 loads
+    let top = this.k.heapBase();
+    const alloc = (bytes: number) => {
+      const at = Math.ceil(top / 16) * 16;
+      top = at + bytes;
+      return at;
+    };
+    const put = (a: Float32Array | Int32Array | Uint32Array) => {
+      const at = alloc(a.byteLength);
+      this.ensure(top);
+      new Uint8Array(this.k.memory.buffer, at, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+      return at;
+    };
+    // a padded tap reads +1 and adds sum_c w[o][c][tap] = cin - 2 popcount(word): the border fix
+    const wsum = (words: Uint32Array, cin: number) => put(Int32Array.from(words, (w) => cin - 2 * popcount(w)));
+    this.stemW = put(edge.stem.weight);
+    this.stemB = put(edge.stem.bias);
+    let maxPlane = edge.stem.cout * edge.input[1] * edge.input[2];
+    let maxPadded = (edge.input[1] + 2) * (edge.input[2] + 2);
+    for (const b of edge.blocks) {
+      const sc = b.shortcut;
+      this.blocks.push({
+        bnScale: put(b.bnScale),
+        bnNegShift: put(b.bnNegShift),
+        conv1: put(b.conv1),
+        wsum1: wsum(b.conv1, b.cin),
+        threshold: put(b.threshold),
+        conv2: put(b.conv2),
+        wsum2: wsum(b.conv2, b.cout),
+        scale: put(b.scale),
+        shift: sc.kind === "identity" ? put(sc.shift) : 0,
+        shortcutWeight: sc.kind === "projection" ? put(sc.weight) : 0,
+        shortcutBias: sc.kind === "projection" ? put(sc.bias) : 0,
+      });
+      maxPlane = Math.max(maxPlane, b.cin * b.h * b.w, b.cout * outSize(b.h, b.stride) * outSize(b.w, b.stride));
+      maxPadded = Math.max(maxPadded, (b.h + 2) * (b.w + 2));
+    }
+    this.fcW = put(edge.exit.weight);
+    this.fcB = put(edge.exit.bias);
+    const [c, h, w] = edge.input;
+    this.img = alloc(4 * c * h * w);
+    this.padIn = alloc(4 * c * (h + 2) * (w + 2));
+    this.planes = [alloc(4 * maxPlane), alloc(4 * maxPlane)];
+    this.packed = alloc(4 * maxPadded);
+    this.acc = alloc(4 * maxPlane);
+    this.pooled = alloc(4 * edge.exit.features);
+    this.logits = alloc(4 * edge.exit.classes);
+    this.ensure(top);
+  }
+
+  private ensure(bytes: number): void {
+    const have = this.k.memory.buffer.byteLength;
+    if (bytes > have) this.k.memory.grow(Math.ceil((bytes - have) / 65536));
+  }
+
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    try {
+      return Promise.resolve(this.runSync(feeds));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Synchronous: no await inside, so concurrent requests of an isolate cannot interleave here. */
+  runSync(feeds: Record<string, Tensor>, trace?: PackedTrace): Record<string, Tensor> {
+    const image = feeds[EDGE_INPUT];
+    const [c, h, w] = this.edge.input;
+    if (!image || image.dims.length !== 4 || image.dims[1] !== c || image.dims[2] !== h || image.dims[3] !== w) {
+      throw new Error(`packed engine: input "${EDGE_INPUT}" must be [N,${c},${h},${w}], got [${image?.dims.join(",") ?? ""}]`);
+    }
+    const n = image.dims[0]!;
+    const [sc, sh, sw] = this.edge.split;
+    const per = sc * sh * sw;
+    const classes = this.edge.exit.classes;
+    const split = new Float32Array(n * per);
+    const exitLogits = new Float32Array(n * classes);
+    for (let i = 0; i < n; i++) {
+      const x = this.forward(image.data.subarray(i * c * h * w, (i + 1) * c * h * w), trace);
+      split.set(new Float32Array(this.k.memory.buffer, x, per), i * per);
+      exitLogits.set(new Float32Array(this.k.memory.buffer, this.logits, classes), i * classes);
+    }
+    return {
+      [EDGE_OUTPUTS.exitLogits]: { data: exitLogits, dims: [n, classes] },
+      [EDGE_OUTPUTS.split]: { data: split, dims: [n, sc, sh, sw] },
+    };
+  }
+
+  /** One image; returns the byte offset of its split plane (the exit logits are in this.logits). */
+  private forward(image: Float32Array, trace?: PackedTrace): number {
+    const k = this.k;
+    const e = this.edge;
+    const [c, h, w] = e.input;
+    new Float32Array(k.memory.buffer, this.img, c * h * w).set(image);
+    k.padFloat(this.img, this.padIn, c, h, w);
+    let [x, y] = this.planes;
+    k.stem(this.padIn, this.stemW, this.stemB, x, c, e.stem.cout, h, w);
+    trace?.floats.push(new Float32Array(k.memory.buffer, x, e.stem.cout * h * w).slice());
+    e.blocks.forEach((b, i) => {
+      const p = this.blocks[i]!;
+      const ho = outSize(b.h, b.stride);
+      const wo = outSize(b.w, b.stride);
+      k.signPack(x, p.bnScale, p.bnNegShift, this.packed, b.cin, b.h, b.w);
+      const t1 = trace && this.levels(b.cin, b.h, b.w);
+      if (b.stride === 1) k.bconv(this.packed, p.conv1, this.acc, b.cin, b.cout, b.h, b.w);
+      else k.bconvStrided(this.packed, p.conv1, this.acc, b.cin, b.cout, b.h, b.w, b.stride);
+      k.borderFix(this.acc, p.wsum1, b.cout, b.h, b.w, b.stride);
+      const s1 = trace && new Int32Array(k.memory.buffer, this.acc, b.cout * ho * wo).slice();
+      k.thresholdPack(this.acc, p.threshold, this.packed, b.cout, ho, wo);
+      const t2 = trace && this.levels(b.cout, ho, wo);
+      k.bconv(this.packed, p.conv2, this.acc, b.cout, b.cout, ho, wo);
+      k.borderFix(this.acc, p.wsum2, b.cout, ho, wo, 1);
+      if (trace && t1 && t2 && s1) {
+        trace.levels.push([t1, t2]);
+        trace.sums.push([s1, new Int32Array(k.memory.buffer, this.acc, b.cout * ho * wo).slice()]);
+      }
+      if (b.shortcut.kind === "identity") k.residual(this.acc, p.scale, p.shift, x, y, b.cout, ho * wo);
+      else k.residualProjected(this.acc, p.scale, x, p.shortcutWeight, p.shortcutBias, y, b.cin, b.cout, b.h, b.w, b.stride);
+      [x, y] = [y, x];
+      trace?.floats.push(new Float32Array(k.memory.buffer, x, b.cout * ho * wo).slice());
+    });
+    const [sc, sh, sw] = e.split;
+    k.exitHead(x, this.pooled, this.fcW, this.fcB, this.logits, sc, sh, sw, e.exit.pool, e.exit.classes);
+    return x;
+  }
+
+  /** The packed plane as ONNX uint8 levels [c][h][w] (tests only). */
+  private levels(c: number, h: number, w: number): Uint8Array {
+    const words = new Uint32Array(this.k.memory.buffer, this.packed, (h + 2) * (w + 2));
+    const out = new Uint8Array(c * h * w);
+    for (let ch = 0; ch < c; ch++) {
+      for (let yy = 0; yy < h; yy++) {
+        for (let xx = 0; xx < w; xx++) out[(ch * h + yy) * w + xx] = (words[(yy + 1) * (w + 2) + xx + 1]! >>> ch) & 1 ? 0 : 2;
+      }
+    }
+    return out;
+  }
+}
