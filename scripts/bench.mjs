@@ -178,7 +178,8 @@ function bundleSize() {
       return { file: f, rawKiB: r2(bytes.length / 1024), gzipKiB: r2(gzipSync(bytes, { level: 9 }).length / 1024) };
     });
   const sum = (pred, k) => r2(files.filter(pred).reduce((a, f) => a + f[k], 0));
-  const isWasm = (f) => f.file.endsWith(".wasm");
+  // ORT's WASM apart from the rest (the packed engine's 3 KB binconv.wasm counts as ours)
+  const isWasm = (f) => f.file.endsWith(".wasm") && f.file.includes("ort-wasm");
   return {
     wrangler: m ? { rawKiB: Number(m[1]), gzipKiB: Number(m[2]) } : null,
     files,
@@ -194,11 +195,11 @@ function testPng() {
   return Buffer.from(v.imageBase64, "base64");
 }
 
-/** The first answers of a fresh isolate: [1st (ORT start + session + inference), 2nd, 10th]. */
-async function coldStart(edgeUrl, png) {
+/** The first answers of a fresh isolate: [1st (engine start + session + inference), 2nd, 10th]. */
+async function coldStart(edgeUrl, png, engine) {
   const times = [];
   for (let i = 1; i <= 10; i++) {
-    const r = await ok(`${edgeUrl}/v1/classify?exit=edge`, { method: "POST", body: png, headers: { "content-type": "image/png" } });
+    const r = await ok(`${edgeUrl}/v1/classify?exit=edge&engine=${engine}`, { method: "POST", body: png, headers: { "content-type": "image/png" } });
     if (i === 1 || i === 2 || i === 10) times.push(r2(r.ms));
   }
   return times;
@@ -206,8 +207,8 @@ async function coldStart(edgeUrl, png) {
 
 /** variants: [{ name, model, opt? }]; opt = a graphOptimizationLevel for a private session. */
 async function edgeInWorkerd(edgeUrl, variants) {
-  const K = (v) => (v.model === "bench-full-edge" ? 5 : 10);
-  const url = (v, k) => `${edgeUrl}/__bench/edge?model=${v.model}&k=${k}${v.opt ? `&opt=${v.opt}` : ""}`;
+  const K = (v) => (v.model === "bench-full-edge" ? 5 : v.engine === "packed" ? 40 : 10);
+  const url = (v, k) => `${edgeUrl}/__bench/edge?model=${v.model}&k=${k}${v.opt ? `&opt=${v.opt}` : ""}${v.engine ? `&engine=${v.engine}` : ""}`;
   // warm: V8 compiles ORT's WASM lazily and tiers hot functions up in the background, so the
   // first runs of a fresh isolate are several times slower than steady state (see cold start)
   for (let i = 0; i < 3; i++) for (const v of variants) await ok(url(v, K(v)));
@@ -232,19 +233,22 @@ async function edgeInWorkerd(edgeUrl, variants) {
       "basic / all (integer)": ratio("integer, opt=basic", "integer, opt=all"),
       "basic / all (float)": ratio("float, opt=basic", "float, opt=all"),
       "full FP ResNet-32 / shipped edge": ratio("full", "cifar10"),
+      "packed engine / ORT (shipped cifar10)": ratio("cifar10 packed", "cifar10"),
     },
     requestOverheadMs: r2(median(overhead)),
   };
 }
 
-/** A fresh session + first run, minus one warm run, per graphOptimizationLevel, interleaved. */
+/** A fresh session + first run, minus one warm run, per graphOptimizationLevel (or "packed": a fresh
+ * packed engine, minus one warm packed run), interleaved. */
 async function laterSessions(edgeUrl, levels) {
   const s = Object.fromEntries(levels.map((l) => [l, []]));
   for (let i = 0; i < Math.max(5, ROUNDS); i++) {
     for (let j = 0; j < levels.length; j++) {
       const l = levels[(i + j) % levels.length];
-      const one = (await ok(`${edgeUrl}/__bench/edge?model=cifar10&k=1`)).ms;
-      const fresh = (await ok(`${edgeUrl}/__bench/session?model=cifar10&opt=${l}`)).ms;
+      const q = l === "packed" ? "engine=packed" : `opt=${l}`;
+      const one = (await ok(`${edgeUrl}/__bench/edge?model=cifar10&k=1${l === "packed" ? "&engine=packed" : ""}`)).ms;
+      const fresh = (await ok(`${edgeUrl}/__bench/session?model=cifar10&${q}`)).ms;
       s[l].push(fresh - one);
     }
   }
@@ -413,7 +417,8 @@ function report(res, asMarkdown = false) {
   const fmt = (x) => (x === null || x === undefined ? "-" : typeof x === "number" ? x.toFixed(2) : x);
   const rows = [
     ["measurement", "median ms", "p90 / p99 ms", "note"],
-    ["edge in workerd: shipped cifar10", fmt(e.cifar10?.medianMs), fmt(e.cifar10?.p90Ms), "per inference, batch 1, (t(K)-t(0))/K; serving's session"],
+    ["edge in workerd: shipped cifar10", fmt(e.cifar10?.medianMs), fmt(e.cifar10?.p90Ms), "per inference, batch 1, (t(K)-t(0))/K; serving's ORT session"],
+    ["edge in workerd: shipped cifar10, packed engine", fmt(e["cifar10 packed"]?.medianMs), fmt(e["cifar10 packed"]?.p90Ms), "the same, bit-packed XNOR/popcount WASM SIMD (workers/src/engine/)"],
     ...["float, opt=all", "integer, opt=all", "float, opt=basic", "integer, opt=basic"].map((k) => [
       `edge in workerd: ${k}`,
       fmt(e[k]?.medianMs),
@@ -427,9 +432,11 @@ function report(res, asMarkdown = false) {
     ["edge in onnxruntime-node (native)", fmt(n.edge?.medianMs), fmt(n.edge?.p90Ms), "shipped edge.onnx, for reference"],
     ["edge in onnxruntime-node: float / integer", `${fmt(n["edge-float"]?.medianMs)} / ${fmt(n["edge-integer"]?.medianMs)}`, "", "the bench-edge pair, natively (x86 kernels)"],
     ...Object.entries(rt).map(([k, v]) => [`round trip: ${k}`, fmt(v.p50Ms), `${fmt(v.p90Ms)} / ${fmt(v.p99Ms)}`, `p50 (p99/p50 ${fmt(v.p99OverP50)}), answered at ${v.answeredAt ?? "-"}`]),
-    ["cold start: first answer of a fresh isolate", fmt(median(res.coldStart.samplesMs)), fmt(Math.max(...res.coldStart.samplesMs)), `${res.coldStart.samplesMs.length} isolates; ORT start + session + inference (max)`],
-    ["cold start: 2nd / 10th answer", fmt(median(res.coldStart.laterAnswersMs.map((x) => x.second))), fmt(median(res.coldStart.laterAnswersMs.map((x) => x.tenth))), "same isolates: V8 still tiering ORT's WASM up"],
-    ...Object.entries(res.laterSession).map(([l, v]) => [`later session, opt=${l}`, fmt(v.medianMs), fmt(v.p90Ms), "create + first run - one warm run (shipped edge)"]),
+    ...Object.entries(res.coldStart).flatMap(([engine, c]) => [
+      [`cold start (${engine}): first answer of a fresh isolate`, fmt(median(c.samplesMs)), fmt(Math.max(...c.samplesMs)), `${c.samplesMs.length} isolates; ${engine === "ort" ? "ORT start + session" : "checksum + parse + WASM instance"} + inference (max)`],
+      [`cold start (${engine}): 2nd / 10th answer`, fmt(median(c.laterAnswersMs.map((x) => x.second))), fmt(median(c.laterAnswersMs.map((x) => x.tenth))), "same isolates"],
+    ]),
+    ...Object.entries(res.laterSession).map(([l, v]) => [l === "packed" ? "later session, packed engine" : `later session, opt=${l}`, fmt(v.medianMs), fmt(v.p90Ms), "create + first run - one warm run (shipped edge)"]),
     ...Object.entries(res.wire.precisions).map(([p, w]) => [
       `wire ${p}`,
       `${w.bytes} B`,
@@ -463,14 +470,16 @@ async function main() {
   const fullUrl = `http://${host}:${fullPort}`;
   await Promise.all([waitFor(`${cloudUrl}/healthz`, cloud, 120_000), waitFor(`${fullUrl}/healthz`, full, 120_000)]);
 
-  const coldSamples = [];
-  const coldLater = [];
+  // cold starts alternate the engine answering the first request: ORT, packed, ORT, ...
+  const coldEngines = ["ort", "packed"];
+  const cold = Object.fromEntries(coldEngines.map((e) => [e, { samplesMs: [], laterAnswersMs: [] }]));
   let edge;
   let edgeUrl;
-  for (let i = 0; i < COLD; i++) {
+  for (let i = 0; i < COLD * coldEngines.length; i++) {
+    const engine = coldEngines[i % coldEngines.length];
     await stopProcess(edge);
     const port = await freePort();
-    log(`starting wrangler dev (fresh isolate ${i + 1}/${COLD})`);
+    log(`starting wrangler dev (fresh isolate ${i + 1}/${COLD * coldEngines.length}, engine=${engine})`);
     edge = startProcess(
       "edge",
       [wranglerJs, "dev", "scripts/bench/worker.ts", "--ip", host, "--port", String(port), "--show-interactive-dev-session=false",
@@ -479,15 +488,16 @@ async function main() {
     );
     edgeUrl = `http://${host}:${port}`;
     await waitFor(`${edgeUrl}/__bench/ping`, edge, 180_000);
-    const [first, second, tenth] = await coldStart(edgeUrl, png);
-    coldSamples.push(first);
-    coldLater.push({ second, tenth });
-    log(`cold start ${first} ms (2nd answer ${second} ms, 10th ${tenth} ms)`);
+    const [first, second, tenth] = await coldStart(edgeUrl, png, engine);
+    cold[engine].samplesMs.push(first);
+    cold[engine].laterAnswersMs.push({ second, tenth });
+    log(`cold start (${engine}) ${first} ms (2nd answer ${second} ms, 10th ${tenth} ms)`);
   }
 
   log("edge graphs inside workerd");
   const edgeVariants = [
     { name: "cifar10", model: "cifar10" },
+    { name: "cifar10 packed", model: "cifar10", engine: "packed" },
     { name: "float, opt=all", model: "bench-edge-float", opt: "all" },
     { name: "integer, opt=all", model: "bench-edge-integer", opt: "all" },
     { name: "float, opt=basic", model: "bench-edge-float", opt: "basic" },
@@ -496,15 +506,17 @@ async function main() {
   ];
   const edgeInWorkerdRes = await edgeInWorkerd(edgeUrl, edgeVariants);
   log("later sessions");
-  const laterSession = await laterSessions(edgeUrl, ["all", "basic", "disabled"]);
+  const laterSession = await laterSessions(edgeUrl, ["all", "basic", "disabled", "packed"]);
 
   log("round trips");
   const shippedManifest = JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8"));
   const cls = (q) => `${edgeUrl}/v1/classify?${q}`;
   const roundTrip = await roundTrips(
     [
-      { name: "edge-answered (exit=edge)", url: cls("exit=edge") },
-      { name: "cloud-answered (exit=cloud)", url: cls("exit=cloud") },
+      { name: "edge-answered (exit=edge)", url: cls("exit=edge&engine=ort") },
+      { name: "cloud-answered (exit=cloud)", url: cls("exit=cloud&engine=ort") },
+      { name: "edge-answered, packed engine", url: cls("exit=edge&engine=packed") },
+      { name: "cloud-answered, packed engine", url: cls("exit=cloud&engine=packed") },
       { name: "baseline everything in the cloud (Node, FP ResNet-32)", url: `${fullUrl}/v1/classify` },
       { name: "baseline everything at the edge (Worker, FP ResNet-32)", url: cls("model=bench-full-edge&exit=edge") },
       { name: "no inference (GET /__bench/ping on the Worker)", url: `${edgeUrl}/__bench/ping`, method: "GET" },
@@ -546,7 +558,7 @@ async function main() {
     edgeInWorkerd: edgeInWorkerdRes,
     nodeOrt: nodeRes,
     roundTrip,
-    coldStart: { samplesMs: coldSamples, medianMs: r2(median(coldSamples)), laterAnswersMs: coldLater },
+    coldStart: Object.fromEntries(Object.entries(cold).map(([e, c]) => [e, { ...c, medianMs: r2(median(c.samplesMs)) }])),
     laterSession,
     wire: wireRes,
     bundle,

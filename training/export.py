@@ -25,6 +25,7 @@ from .evaluate import normalise_u8, run_pair, sessions
 from .manifest import build_manifest, update_calibration, write_json
 from .model import SplitResNet
 from .onnx_graph import DEFAULT_INTEGER_CONVS, build_cloud, build_edge
+from .pack import pack_folder
 from .preprocess import preprocess
 from .train import load_checkpoint_model, predict
 from .data import TensorLoader, ImageSet
@@ -167,6 +168,10 @@ def main(argv: list[str] | None = None) -> None:
         if not report["passed"]:
             raise SystemExit("parity check failed: see parity.json")
     write_json(folder / "testvectors.json", test_vectors(folder, manifest))
+    # The packed engine file (training/pack.py) for a W1A1 ConvInteger edge, derived from the
+    # edge.onnx just written; any other edge is refused there and stays on onnxruntime (and a
+    # stale engine entry of an earlier export of this folder is removed).
+    pack_folder(folder)
     print(json.dumps({k: manifest.get(k) for k in ("name", "version", "fingerprint", "exit", "validation", "baseline")}, indent=2))
 
 

@@ -10,11 +10,15 @@
  *   GET /__bench/session?model=M      a fresh, uncached InferenceSession + one run ("later sessions"),
  *                                     &opt=LEVEL (default: serving's level)
  *   GET /__bench/ping                 no inference: readiness that does not warm ORT, and the HTTP floor
+ * Both inference routes take &engine=packed: the packed binary engine (workers/src/engine/) instead
+ * of ORT; for /__bench/session a fresh one (checksum, parse, WASM instance) + one run.
  */
 import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { initOrt } from "../../workers/src/infer/ort.js";
-import { EDGE_SESSION_OPTIONS, edgeRunner, OrtWebRunner } from "../../workers/src/infer/session.js";
+import { EDGE_SESSION_OPTIONS, edgeRunner, OrtWebRunner, packedRunner } from "../../workers/src/infer/session.js";
+import { PackedRunner } from "../../workers/src/engine/packed.js";
+import { parsePackedEdge, verifyEngineChecksum } from "../../shared/src/packed.js";
 import { getModel } from "../../workers/src/models/registry.js";
 import { runEdge } from "../../shared/src/runner.js";
 
@@ -49,7 +53,8 @@ async function bench(req: Request): Promise<Response> {
     const k = Number(url.searchParams.get("k") ?? "1");
     const opt = url.searchParams.get("opt");
     let runner;
-    if (opt === null) runner = await edgeRunner(model);
+    if (url.searchParams.get("engine") === "packed") runner = await packedRunner(model);
+    else if (opt === null) runner = await edgeRunner(model);
     else {
       const key = `${model.manifest.name}/${opt}`;
       if (!private_.has(key)) private_.set(key, initOrt().InferenceSession.create(new Uint8Array(model.edgeOnnx), options(url)).then((s) => new OrtWebRunner(s)));
@@ -58,6 +63,13 @@ async function bench(req: Request): Promise<Response> {
     let checksum = 0;
     for (let i = 0; i < k; i++) checksum += (await runEdge(runner, image)).exitLogits.data[0]!;
     return Response.json({ k, checksum });
+  }
+  if (url.pathname === "/__bench/session" && url.searchParams.get("engine") === "packed") {
+    const bytes = model.engine;
+    if (!bytes) throw new Error(`${model.manifest.name} ships no packed engine`);
+    await verifyEngineChecksum(bytes, model.manifest);
+    await runEdge(new PackedRunner(parsePackedEdge(bytes, model.manifest)), image);
+    return Response.json({ ok: true });
   }
   if (url.pathname === "/__bench/session") {
     const ort = initOrt();

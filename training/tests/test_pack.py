@@ -1,0 +1,118 @@
+"""training.pack: the packed engine file holds exactly the edge graph's numbers (round trip), and
+anything that is not a W1A1 ConvInteger edge is refused (it stays on onnxruntime)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from training.model import ModelConfig
+from training.onnx_graph import build_edge
+from training.pack import FILE_NAME, FORMAT, NotPackable, pack_edge, pack_folder, read_engine, sha256_bytes, unpack_bits
+
+from .conftest import randomised
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "cifar10"
+
+
+def initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def assert_round_trip(edge: onnx.ModelProto) -> None:
+    """Every number of the engine file equals the ONNX initializer it came from, bit for bit."""
+    data = pack_edge(edge.SerializeToString())
+    e = read_engine(data)
+    inits = initializers(edge)
+    convs = [n for n in edge.graph.node if n.op_type == "ConvInteger"]
+    assert len(convs) == 2 * len(e["blocks"])
+    assert e["format"] == FORMAT and e["source"]["sha256"] == sha256_bytes(edge.SerializeToString())
+    stem = next(n for n in edge.graph.node if n.op_type == "Conv")
+    np.testing.assert_array_equal(e["stem"]["weight"], inits[stem.input[1]].ravel())
+    np.testing.assert_array_equal(e["stem"]["bias"], inits[stem.input[2]])
+    for i, b in enumerate(e["blocks"]):
+        c1, c2 = convs[2 * i], convs[2 * i + 1]
+        np.testing.assert_array_equal(unpack_bits(b["conv1"].reshape(b["cout"], 9), b["cin"]), inits[c1.input[1]])
+        np.testing.assert_array_equal(unpack_bits(b["conv2"].reshape(b["cout"], 9), b["cout"]), inits[c2.input[1]])
+        np.testing.assert_array_equal(b["threshold"], inits[f"edge.{i}.bn_mid.threshold"].ravel())
+        np.testing.assert_array_equal(b["bnScale"], inits[f"edge.{i}.bn_in.scale"].ravel())
+        np.testing.assert_array_equal(b["bnNegShift"], inits[f"edge.{i}.bn_in.neg_shift"].ravel())
+        np.testing.assert_array_equal(b["scale"], inits[f"edge.{i}.conv2.scale"])
+        if "shift" in b:
+            np.testing.assert_array_equal(b["shift"], inits[f"edge.{i}.conv2.shift"].ravel())
+        else:
+            np.testing.assert_array_equal(b["shortcutWeight"], inits[f"edge.{i}.shortcut.weight"].ravel())
+            np.testing.assert_array_equal(b["shortcutBias"], inits[f"edge.{i}.shortcut.bias"])
+    np.testing.assert_array_equal(e["exit"]["weight"], inits["exit.fc.weight"].ravel())
+    np.testing.assert_array_equal(e["exit"]["bias"], inits["exit.fc.bias"])
+
+
+@pytest.mark.parametrize("cut", [16, 20, 10, 4])
+def test_round_trip_of_a_w1a1_edge(cut):
+    model = randomised(ModelConfig(num_classes=10, cut=cut, weight_bits=1, act_bits=1))
+    assert_round_trip(build_edge(model, True))
+
+
+@pytest.mark.skipif(not (SHIPPED / "edge.onnx").exists(), reason="no shipped cifar10 model")
+def test_round_trip_of_the_shipped_model_and_its_committed_engine_file():
+    edge = onnx.load(SHIPPED / "edge.onnx")
+    assert_round_trip(edge)
+    manifest = json.loads((SHIPPED / "manifest.json").read_text())
+    committed = (SHIPPED / FILE_NAME).read_bytes()
+    assert manifest["files"]["engine"] == {"path": FILE_NAME, "sha256": sha256_bytes(committed), "format": FORMAT}
+    assert committed == pack_edge((SHIPPED / "edge.onnx").read_bytes())  # deterministic, and up to date
+
+
+@pytest.mark.parametrize("bits,integer,cut,why", [
+    (4, True, 24, "not binary levels|expected GreaterOrEqual"),  # W4A4 (the CIFAR-100 setting)
+    (1, False, 16, "expected (ConvInteger|GreaterOrEqual)"),  # --conv float export
+    (1, True, 24, "at most 32"),  # stage 3 has 64 channels
+])
+def test_refuses_edges_it_cannot_run(bits, integer, cut, why):
+    model = randomised(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits))
+    with pytest.raises(NotPackable, match=why):
+        pack_edge(build_edge(model, integer).SerializeToString())
+
+
+def write_folder(folder: Path, edge: onnx.ModelProto) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = edge.SerializeToString()
+    (folder / "edge.onnx").write_bytes(data)
+    (folder / "manifest.json").write_text(json.dumps({"name": "t", "files": {"edge": {"path": "edge.onnx", "sha256": sha256_bytes(data)}}}))
+
+
+def test_pack_folder_records_the_engine_and_removes_a_stale_one(tmp_path):
+    w1 = randomised(ModelConfig(num_classes=10, cut=16, weight_bits=1, act_bits=1))
+    write_folder(tmp_path, build_edge(w1, True))
+    out = pack_folder(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert out == tmp_path / FILE_NAME and manifest["files"]["engine"]["sha256"] == sha256_bytes(out.read_bytes())
+    # re-exported as W4A4 into the same folder: the old engine must not survive
+    w4 = randomised(ModelConfig(num_classes=10, cut=16, weight_bits=4, act_bits=4))
+    write_folder(tmp_path, build_edge(w4, True))
+    (tmp_path / FILE_NAME).write_bytes(out.read_bytes() if out.exists() else b"")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["files"]["engine"] = {"path": FILE_NAME, "sha256": "0" * 64, "format": FORMAT}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert pack_folder(tmp_path) is None
+    assert not (tmp_path / FILE_NAME).exists()
+    assert "engine" not in json.loads((tmp_path / "manifest.json").read_text())["files"]
+
+
+def test_pack_folder_refuses_an_edge_that_differs_from_its_manifest(tmp_path):
+    w1 = randomised(ModelConfig(num_classes=10, cut=16, weight_bits=1, act_bits=1))
+    write_folder(tmp_path, build_edge(w1, True))
+    (tmp_path / "edge.onnx").write_bytes((tmp_path / "edge.onnx").read_bytes() + b"\0")
+    with pytest.raises(SystemExit, match="differs from manifest"):
+        pack_folder(tmp_path)
+
+
+def test_read_engine_refuses_damaged_files():
+    model = randomised(ModelConfig(num_classes=10, cut=16, weight_bits=1, act_bits=1))
+    data = pack_edge(build_edge(model, True).SerializeToString())
+    with pytest.raises(ValueError, match="truncated"):
+        read_engine(data[:-4])
+    with pytest.raises(ValueError, match="magic"):
+        read_engine(b"XXXX" + data[4:])
