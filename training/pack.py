@@ -119,6 +119,8 @@ def _binary_conv(g: _Graph, x: str) -> tuple[onnx.NodeProto, np.ndarray, int]:
     if not np.isin(w, (0, 2)).all():
         raise NotPackable(f"{n.input[1]}: weights are not binary levels (0 / 2)")
     cout, cin = w.shape[:2]
+    if stride not in (1, 2):
+        raise NotPackable(f"{n.name}: stride {stride}, the engine runs strides 1 and 2")
     if cin > MAX_CHANNELS or cout > MAX_CHANNELS:
         raise NotPackable(f"{n.name}: {cin} -> {cout} channels, the engine packs at most {MAX_CHANNELS}")
     return n, pack_bits(w == 0), stride

@@ -145,6 +145,7 @@ export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest): PackedE
     const at = `block ${i}`;
     if (b.cin !== c || b.h !== ph || b.w !== pw) fail(`${at} takes ${b.cin}x${b.h}x${b.w}, the previous layer gives ${c}x${ph}x${pw}`);
     if (b.cin > ENGINE_MAX_CHANNELS || b.cout > ENGINE_MAX_CHANNELS) fail(`${at}: more than ${ENGINE_MAX_CHANNELS} channels`);
+    if (b.stride !== 1 && b.stride !== 2) fail(`${at}: stride ${b.stride} (the kernels run 1 and 2)`);
     const ho = outSize(b.h, b.stride);
     const wo = outSize(b.w, b.stride);
     if (b.w % 4 !== 0 || wo % 4 !== 0) fail(`${at}: plane widths must be multiples of 4`);

@@ -56,12 +56,19 @@ export function padFloat(src: usize, dst: usize, c: i32, h: i32, w: i32): void {
 
 // ---- sign decisions into packed planes -----------------------------------------------------
 
+/** Stores four pixels' words: u32, or u16 (narrow: planes of at most 16 channels, read by bconv16). */
+// @ts-ignore: decorator
+@inline function storeWords(dst: usize, index: i32, word: v128, narrow: bool): void {
+  if (narrow) v128.store64_lane(dst + (<usize>index << 1), i16x8.narrow_i32x4_u(word, word), 0);
+  else v128.store(dst + (<usize>index << 2), word);
+}
+
 /** bn_in: bit c of pixel p is 1 (value -1) unless fl(x*scale) >= negShift (the graph's Mul and
  * GreaterOrEqual, training/onnx_graph.py affine_act_u8). x: [c][h][w] f32, dst padded words. */
-export function signPack(x: usize, scale: usize, negShift: usize, dst: usize, c: i32, h: i32, w: i32): void {
+export function signPack(x: usize, scale: usize, negShift: usize, dst: usize, c: i32, h: i32, w: i32, narrow: bool): void {
   const pw = w + 2;
   const hw = h * w;
-  memory.fill(dst, 0, <usize>((h + 2) * pw) << 2);
+  memory.fill(dst, 0, <usize>((h + 2) * pw) << (narrow ? 1 : 2));
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx += 4) {
       let word = i32x4.splat(0);
@@ -72,16 +79,16 @@ export function signPack(x: usize, scale: usize, negShift: usize, dst: usize, c:
         const neg = v128.not(f32x4.ge(v, f32x4.splat(load<f32>(negShift + (<usize>ch << 2)))));
         word = v128.or(word, v128.and(neg, i32x4.splat(1 << ch)));
       }
-      v128.store(dst + (<usize>((y + 1) * pw + xx + 1) << 2), word);
+      storeWords(dst, (y + 1) * pw + xx + 1, word, narrow);
     }
   }
 }
 
 /** bn_mid as the integer threshold: bit o is 1 (value -1) unless acc >= thr[o]. acc: [c][h][w] i32. */
-export function thresholdPack(acc: usize, thr: usize, dst: usize, c: i32, h: i32, w: i32): void {
+export function thresholdPack(acc: usize, thr: usize, dst: usize, c: i32, h: i32, w: i32, narrow: bool): void {
   const pw = w + 2;
   const hw = h * w;
-  memory.fill(dst, 0, <usize>((h + 2) * pw) << 2);
+  memory.fill(dst, 0, <usize>((h + 2) * pw) << (narrow ? 1 : 2));
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx += 4) {
       let word = i32x4.splat(0);
@@ -90,7 +97,7 @@ export function thresholdPack(acc: usize, thr: usize, dst: usize, c: i32, h: i32
         const lt = i32x4.lt_s(v128.load(acc + (<usize>(ch * hw + p) << 2)), i32x4.splat(load<i32>(thr + (<usize>ch << 2))));
         word = v128.or(word, v128.and(lt, i32x4.splat(1 << ch)));
       }
-      v128.store(dst + (<usize>((y + 1) * pw + xx + 1) << 2), word);
+      storeWords(dst, (y + 1) * pw + xx + 1, word, narrow);
     }
   }
 }
@@ -131,52 +138,83 @@ export function bconv(inp: usize, wt: usize, acc: usize, cin: i32, cout: i32, h:
   }
 }
 
-/** Any stride, scalar (one stride-2 conv per stage: a small share of the work). Output ho x wo. */
-export function bconvStrided(inp: usize, wt: usize, acc: usize, cin: i32, cout: i32, h: i32, w: i32, stride: i32): void {
-  const pw = w + 2;
-  const ho = (h - 1) / stride + 1;
-  const wo = (w - 1) / stride + 1;
+/** bconv over u16 words (at most 16 input channels): eight pixels per v128, twice bconv's rate on
+ * the 16-channel stage. w must be a multiple of 8. */
+export function bconv16(inp: usize, wt: usize, acc: usize, cin: i32, cout: i32, h: i32, w: i32): void {
+  const pw = <usize>(w + 2) << 1;
+  const full = i16x8.splat(<i16>(9 * cin));
   for (let o = 0; o < cout; o++) {
     const wp = wt + (<usize>(o * 9) << 2);
-    for (let y = 0; y < ho; y++) {
-      for (let x = 0; x < wo; x++) {
-        let n: i32 = 0;
-        for (let ky = 0; ky < 3; ky++) {
-          const row = inp + (<usize>((y * stride + ky) * pw + x * stride) << 2);
-          n += popcnt<u32>(load<u32>(row) ^ load<u32>(wp + (<usize>(ky * 3) << 2)));
-          n += popcnt<u32>(load<u32>(row, 4) ^ load<u32>(wp + (<usize>(ky * 3 + 1) << 2)));
-          n += popcnt<u32>(load<u32>(row, 8) ^ load<u32>(wp + (<usize>(ky * 3 + 2) << 2)));
-        }
-        store<i32>(acc + (<usize>((o * ho + y) * wo + x) << 2), 9 * cin - 2 * n);
+    const w0 = i16x8.splat(<i16>load<i32>(wp)), w1 = i16x8.splat(<i16>load<i32>(wp, 4)), w2 = i16x8.splat(<i16>load<i32>(wp, 8));
+    const w3 = i16x8.splat(<i16>load<i32>(wp, 12)), w4 = i16x8.splat(<i16>load<i32>(wp, 16)), w5 = i16x8.splat(<i16>load<i32>(wp, 20));
+    const w6 = i16x8.splat(<i16>load<i32>(wp, 24)), w7 = i16x8.splat(<i16>load<i32>(wp, 28)), w8 = i16x8.splat(<i16>load<i32>(wp, 32));
+    for (let y = 0; y < h; y++) {
+      const r0 = inp + <usize>y * pw;
+      const r1 = r0 + pw;
+      const r2 = r1 + pw;
+      const out = acc + (<usize>((o * h + y) * w) << 2);
+      for (let x = 0; x < w; x += 8) {
+        const off = <usize>x << 1;
+        let n = i8x16.popcnt(v128.xor(v128.load(r0 + off), w0));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r0 + off, 2), w1)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r0 + off, 4), w2)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r1 + off), w3)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r1 + off, 2), w4)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r1 + off, 4), w5)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r2 + off), w6)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r2 + off, 2), w7)));
+        n = i8x16.add(n, i8x16.popcnt(v128.xor(v128.load(r2 + off, 4), w8)));
+        const sums = i16x8.sub(full, i16x8.shl(i16x8.extadd_pairwise_i8x16_u(n), 1));
+        v128.store(out + (<usize>x << 2), i32x4.extend_low_i16x8_s(sums));
+        v128.store(out + (<usize>x << 2), i32x4.extend_high_i16x8_s(sums), 16);
       }
     }
   }
 }
 
-/** Removes the padding's contribution: a padded tap read +1 and added sum_c w[o][c][tap], which
- * is wsum[o][tap] = cin - 2*popcount(w word); ONNX's zero-point padding adds 0. Only border
- * outputs have padded taps. h, w: input size; acc: [cout][ho][wo]. */
-export function borderFix(acc: usize, wsum: usize, cout: i32, h: i32, w: i32, stride: i32): void {
-  const ho = (h - 1) / stride + 1;
-  const wo = (w - 1) / stride + 1;
-  for (let y = 0; y < ho; y++) {
-    const rowEdge = y * stride - 1 < 0 || y * stride + 1 >= h;
-    for (let x = 0; x < wo; x++) {
-      if (!rowEdge && x * stride - 1 >= 0 && x * stride + 1 < w) continue;
-      for (let o = 0; o < cout; o++) {
-        let fix: i32 = 0;
+/** Stride 2, pad 1 (the first conv of a stage): as bconv, with the even input columns picked by a
+ * shuffle of two loads. Output ho x wo = h/2 x w/2. */
+export function bconvStride2(inp: usize, wt: usize, acc: usize, cin: i32, cout: i32, h: i32, w: i32): void {
+  const pw = <usize>(w + 2) << 2;
+  const ho = (h - 1) / 2 + 1;
+  const wo = (w - 1) / 2 + 1;
+  const full = i32x4.splat(9 * cin);
+  for (let o = 0; o < cout; o++) {
+    const wp = wt + (<usize>(o * 9) << 2);
+    for (let y = 0; y < ho; y++) {
+      const out = acc + (<usize>((o * ho + y) * wo) << 2);
+      for (let x = 0; x < wo; x += 4) {
+        let n = i8x16.splat(0);
         for (let ky = 0; ky < 3; ky++) {
-          const iy = y * stride + ky - 1;
-          for (let kx = 0; kx < 3; kx++) {
-            const ix = x * stride + kx - 1;
-            if (iy < 0 || iy >= h || ix < 0 || ix >= w) fix += load<i32>(wsum + (<usize>(o * 9 + ky * 3 + kx) << 2));
-          }
+          const row = inp + <usize>(2 * y + ky) * pw + (<usize>(2 * x) << 2);
+          const a = v128.load(row), b = v128.load(row, 16), c = v128.load(row, 32);
+          const t0 = v128.shuffle<i32>(a, b, 0, 2, 4, 6); // columns 2x + 0
+          const t1 = v128.shuffle<i32>(a, b, 1, 3, 5, 7); // 2x + 1
+          const t2 = v128.shuffle<i32>(a, b, 2, 4, 6, 0); // 2x + 2: lane 3 comes from c
+          const t2c = i32x4.replace_lane(t2, 3, i32x4.extract_lane(c, 0));
+          const wr = wp + (<usize>(ky * 3) << 2);
+          n = i8x16.add(n, i8x16.popcnt(v128.xor(t0, i32x4.splat(load<i32>(wr)))));
+          n = i8x16.add(n, i8x16.popcnt(v128.xor(t1, i32x4.splat(load<i32>(wr, 4)))));
+          n = i8x16.add(n, i8x16.popcnt(v128.xor(t2c, i32x4.splat(load<i32>(wr, 8)))));
         }
-        if (fix != 0) {
-          const p = acc + (<usize>((o * ho + y) * wo + x) << 2);
-          store<i32>(p, load<i32>(p) - fix);
-        }
+        const count = i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(n));
+        v128.store(out + (<usize>x << 2), i32x4.sub(full, i32x4.shl(count, 1)));
       }
+    }
+  }
+}
+
+/** Removes the padding's contribution: a padded tap read +1 and added sum_c w[o][c][tap]
+ * (ONNX's zero-point padding adds 0). Only border outputs have padded taps; the host lists them
+ * once per conv (pos: n output offsets) with each filter's correction (fix: [cout][n] i32).
+ * acc: [cout][plane] i32. */
+export function borderFix(acc: usize, pos: usize, fix: usize, n: i32, cout: i32, plane: i32): void {
+  for (let o = 0; o < cout; o++) {
+    const out = acc + (<usize>(o * plane) << 2);
+    const f = fix + (<usize>(o * n) << 2);
+    for (let i = 0; i < n; i++) {
+      const p = out + (<usize>load<i32>(pos + (<usize>i << 2)) << 2);
+      store<i32>(p, load<i32>(p) - load<i32>(f + (<usize>i << 2)));
     }
   }
 }
@@ -199,26 +237,31 @@ export function residual(acc: usize, scale: usize, shift: usize, x: usize, out: 
 }
 
 /** Projection shortcut: out = relu((fl(acc) * scale + conv1x1(x, stride)) + bias). x: [cin][h][w],
- * wt: [cout][cin] f32, out: [cout][ho][wo]. onnxruntime (graphOptimizationLevel "all", serving's)
- * fuses the graph's Conv + Add + Relu into one FusedConv that starts its GEMM output from the
- * added tensor (the scaled binary sums) and adds the bias afterwards: this order, measured
- * bit-exact in test/workers/packed.test.ts. (Unfused, the graph's own order is DQ + (conv + bias).) */
+ * wt: [cout][cin] f32, out: [cout][ho][wo], stride 1 or 2. onnxruntime (graphOptimizationLevel
+ * "all", serving's) fuses the graph's Conv + Add + Relu into one FusedConv that starts its GEMM
+ * output from the added tensor (the scaled binary sums) and adds the bias afterwards: this order,
+ * measured bit-exact in test/workers/packed.test.ts. (Unfused, the graph's own order is
+ * DQ + (conv + bias).) The 1x1 conv sums its input channels in order. */
 export function residualProjected(acc: usize, scale: usize, x: usize, wt: usize, bias: usize, out: usize,
                                   cin: i32, cout: i32, h: i32, w: i32, stride: i32): void {
   const ho = (h - 1) / stride + 1;
   const wo = (w - 1) / stride + 1;
+  const zero = f32x4.splat(0);
   for (let o = 0; o < cout; o++) {
-    const s = load<f32>(scale + (<usize>o << 2));
-    const b = load<f32>(bias + (<usize>o << 2));
+    const s = f32x4.splat(load<f32>(scale + (<usize>o << 2)));
+    const b = f32x4.splat(load<f32>(bias + (<usize>o << 2)));
+    const wo_ = wt + (<usize>(o * cin) << 2);
     for (let y = 0; y < ho; y++) {
-      for (let xx = 0; xx < wo; xx++) {
-        let sum: f32 = 0;
-        for (let c = 0; c < cin; c++) {
-          sum += load<f32>(x + (<usize>((c * h + y * stride) * w + xx * stride) << 2)) * load<f32>(wt + (<usize>(o * cin + c) << 2));
-        }
+      for (let xx = 0; xx < wo; xx += 4) {
         const p = <usize>((o * ho + y) * wo + xx) << 2;
-        const v = (<f32>load<i32>(acc + p) * s + sum) + b;
-        store<f32>(out + p, v > 0 ? v : 0);
+        let sum = zero;
+        for (let c = 0; c < cin; c++) {
+          const src = x + (<usize>((c * h + y * stride) * w + xx * stride) << 2);
+          const v = stride == 1 ? v128.load(src) : v128.shuffle<f32>(v128.load(src), v128.load(src, 16), 0, 2, 4, 6);
+          sum = f32x4.add(sum, f32x4.mul(v, f32x4.splat(load<f32>(wo_ + (<usize>c << 2)))));
+        }
+        const scaled = f32x4.mul(f32x4.convert_i32x4_s(v128.load(acc + p)), s);
+        v128.store(out + p, f32x4.max(f32x4.add(f32x4.add(scaled, sum), b), zero));
       }
     }
   }

@@ -17,14 +17,22 @@ interface Kernels {
   heapBase(): number;
   padFloat(src: number, dst: number, c: number, h: number, w: number): void;
   stem(pad: number, wt: number, bias: number, out: number, cin: number, cout: number, h: number, w: number): void;
-  signPack(x: number, scale: number, negShift: number, dst: number, c: number, h: number, w: number): void;
-  thresholdPack(acc: number, thr: number, dst: number, c: number, h: number, w: number): void;
+  signPack(x: number, scale: number, negShift: number, dst: number, c: number, h: number, w: number, narrow: boolean): void;
+  thresholdPack(acc: number, thr: number, dst: number, c: number, h: number, w: number, narrow: boolean): void;
   bconv(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number): void;
-  bconvStrided(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number, stride: number): void;
-  borderFix(acc: number, wsum: number, cout: number, h: number, w: number, stride: number): void;
+  bconv16(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number): void;
+  bconvStride2(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number): void;
+  borderFix(acc: number, pos: number, fix: number, n: number, cout: number, plane: number): void;
   residual(acc: number, scale: number, shift: number, x: number, out: number, c: number, n: number): void;
   residualProjected(acc: number, scale: number, x: number, wt: number, bias: number, out: number, cin: number, cout: number, h: number, w: number, stride: number): void;
   exitHead(x: number, pooled: number, wt: number, bias: number, logits: number, c: number, h: number, w: number, k: number, classes: number): void;
+}
+
+/** A binary conv's border correction: n output offsets and [cout][n] sums to subtract. */
+interface BorderFix {
+  pos: number;
+  fix: number;
+  n: number;
 }
 
 /** What one block's kernels read: byte offsets into the module's memory. */
@@ -32,10 +40,10 @@ interface BlockPtrs {
   bnScale: number;
   bnNegShift: number;
   conv1: number;
-  wsum1: number;
+  fix1: BorderFix;
   threshold: number;
   conv2: number;
-  wsum2: number;
+  fix2: BorderFix;
   scale: number;
   shift: number;
   shortcutWeight: number;
@@ -58,6 +66,8 @@ const popcount = (v: number) => {
   return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 };
 const outSize = (n: number, stride: number) => Math.floor((n - 1) / stride) + 1;
+/** bconv16 reads u16 words, eight pixels at a time. */
+const narrowable = (channels: number, width: number) => channels <= 16 && width % 8 === 0;
 
 export class PackedRunner implements GraphRunner {
   private readonly k: Kernels;
@@ -75,8 +85,9 @@ export class PackedRunner implements GraphRunner {
   private readonly pooled: number;
   private readonly logits: number;
 
-  constructor(readonly edge: PackedEdge) {
-    const instance = new WebAssembly.Instance(binconvModule, {});
+  /** `module`: the compiled kernels; only tools outside workerd pass their own. */
+  constructor(readonly edge: PackedEdge, module: WebAssembly.Module = binconvModule) {
+    const instance = new WebAssembly.Instance(module, {});
     this.k = instance.exports as unknown as Kernels;
     // a bump allocator over the module's memory, 16-byte aligned for the v128 loads
     let top = this.k.heapBase();
@@ -91,8 +102,36 @@ export class PackedRunner implements GraphRunner {
       new Uint8Array(this.k.memory.buffer, at, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
       return at;
     };
-    // a padded tap reads +1 and adds sum_c w[o][c][tap] = cin - 2 popcount(word): the border fix
-    const wsum = (words: Uint32Array, cin: number) => put(Int32Array.from(words, (w) => cin - 2 * popcount(w)));
+    // A padded tap reads +1 and adds sum_c w[o][c][tap] = cin - 2 popcount(word); ONNX pads with
+    // the zero point (adds 0). Per border output, the sum over its padded taps is subtracted.
+    const borderFix = (words: Uint32Array, cin: number, h: number, w: number, stride: number): BorderFix => {
+      const cout = words.length / 9;
+      const ho = outSize(h, stride);
+      const wo = outSize(w, stride);
+      const pos: number[] = [];
+      const taps: number[][] = [];
+      for (let y = 0; y < ho; y++) {
+        for (let x = 0; x < wo; x++) {
+          const padded: number[] = [];
+          for (let t = 0; t < 9; t++) {
+            const iy = y * stride + Math.floor(t / 3) - 1;
+            const ix = x * stride + (t % 3) - 1;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) padded.push(t);
+          }
+          if (padded.length) {
+            pos.push(y * wo + x);
+            taps.push(padded);
+          }
+        }
+      }
+      const fix = new Int32Array(cout * pos.length);
+      for (let o = 0; o < cout; o++) {
+        taps.forEach((ts, i) => {
+          fix[o * pos.length + i] = ts.reduce((a, t) => a + cin - 2 * popcount(words[o * 9 + t]!), 0);
+        });
+      }
+      return { pos: put(Int32Array.from(pos)), fix: put(fix), n: pos.length };
+    };
     this.stemW = put(edge.stem.weight);
     this.stemB = put(edge.stem.bias);
     let maxPlane = edge.stem.cout * edge.input[1] * edge.input[2];
@@ -103,10 +142,10 @@ export class PackedRunner implements GraphRunner {
         bnScale: put(b.bnScale),
         bnNegShift: put(b.bnNegShift),
         conv1: put(b.conv1),
-        wsum1: wsum(b.conv1, b.cin),
+        fix1: borderFix(b.conv1, b.cin, b.h, b.w, b.stride),
         threshold: put(b.threshold),
         conv2: put(b.conv2),
-        wsum2: wsum(b.conv2, b.cout),
+        fix2: borderFix(b.conv2, b.cout, outSize(b.h, b.stride), outSize(b.w, b.stride), 1),
         scale: put(b.scale),
         shift: sc.kind === "identity" ? put(sc.shift) : 0,
         shortcutWeight: sc.kind === "projection" ? put(sc.weight) : 0,
@@ -179,16 +218,21 @@ export class PackedRunner implements GraphRunner {
       const p = this.blocks[i]!;
       const ho = outSize(b.h, b.stride);
       const wo = outSize(b.w, b.stride);
-      k.signPack(x, p.bnScale, p.bnNegShift, this.packed, b.cin, b.h, b.w);
-      const t1 = trace && this.levels(b.cin, b.h, b.w);
-      if (b.stride === 1) k.bconv(this.packed, p.conv1, this.acc, b.cin, b.cout, b.h, b.w);
-      else k.bconvStrided(this.packed, p.conv1, this.acc, b.cin, b.cout, b.h, b.w, b.stride);
-      k.borderFix(this.acc, p.wsum1, b.cout, b.h, b.w, b.stride);
+      // u16 words where a stride-1 conv reads at most 16 channels (bconv16: twice the pixels per vector)
+      const narrow1 = b.stride === 1 && narrowable(b.cin, b.w);
+      const narrow2 = narrowable(b.cout, wo);
+      k.signPack(x, p.bnScale, p.bnNegShift, this.packed, b.cin, b.h, b.w, narrow1);
+      const t1 = trace && this.levels(b.cin, b.h, b.w, narrow1);
+      if (b.stride !== 1) k.bconvStride2(this.packed, p.conv1, this.acc, b.cin, b.cout, b.h, b.w);
+      else if (narrow1) k.bconv16(this.packed, p.conv1, this.acc, b.cin, b.cout, b.h, b.w);
+      else k.bconv(this.packed, p.conv1, this.acc, b.cin, b.cout, b.h, b.w);
+      k.borderFix(this.acc, p.fix1.pos, p.fix1.fix, p.fix1.n, b.cout, ho * wo);
       const s1 = trace && new Int32Array(k.memory.buffer, this.acc, b.cout * ho * wo).slice();
-      k.thresholdPack(this.acc, p.threshold, this.packed, b.cout, ho, wo);
-      const t2 = trace && this.levels(b.cout, ho, wo);
-      k.bconv(this.packed, p.conv2, this.acc, b.cout, b.cout, ho, wo);
-      k.borderFix(this.acc, p.wsum2, b.cout, ho, wo, 1);
+      k.thresholdPack(this.acc, p.threshold, this.packed, b.cout, ho, wo, narrow2);
+      const t2 = trace && this.levels(b.cout, ho, wo, narrow2);
+      if (narrow2) k.bconv16(this.packed, p.conv2, this.acc, b.cout, b.cout, ho, wo);
+      else k.bconv(this.packed, p.conv2, this.acc, b.cout, b.cout, ho, wo);
+      k.borderFix(this.acc, p.fix2.pos, p.fix2.fix, p.fix2.n, b.cout, ho * wo);
       if (trace && t1 && t2 && s1) {
         trace.levels.push([t1, t2]);
         trace.sums.push([s1, new Int32Array(k.memory.buffer, this.acc, b.cout * ho * wo).slice()]);
@@ -204,8 +248,8 @@ export class PackedRunner implements GraphRunner {
   }
 
   /** The packed plane as ONNX uint8 levels [c][h][w] (tests only). */
-  private levels(c: number, h: number, w: number): Uint8Array {
-    const words = new Uint32Array(this.k.memory.buffer, this.packed, (h + 2) * (w + 2));
+  private levels(c: number, h: number, w: number, narrow: boolean): Uint8Array {
+    const words = narrow ? new Uint16Array(this.k.memory.buffer, this.packed, (h + 2) * (w + 2)) : new Uint32Array(this.k.memory.buffer, this.packed, (h + 2) * (w + 2));
     const out = new Uint8Array(c * h * w);
     for (let ch = 0; ch < c; ch++) {
       for (let yy = 0; yy < h; yy++) {
