@@ -202,3 +202,18 @@ def test_binary_sign_thresholds_decide_like_the_float_chain():
     want = np.maximum(acc * scale, 0) * s + t >= 0
     got = flip * acc >= thr
     assert (want == got).all()
+
+
+def test_parity_of_a_four_bit_edge_uses_the_rounding_boundary_criteria(tmp_path, synthetic_folder):
+    from training.data import load_source
+    from training.export import write_onnx
+    from training.manifest import build_manifest, write_json
+    model = randomised(ModelConfig(num_classes=4, cut=24, weight_bits=4, act_bits=4))
+    folder = tmp_path / "m"
+    write_onnx(model, folder)
+    write_json(folder / "manifest.json", build_manifest(model, "m", "synthetic", ["blue", "green", "red", "yellow"], folder, {}, "v"))
+    report = parity(model, folder, load_source(str(synthetic_folder)))
+    assert report["criteria"] == "rounding-boundary" and report["passed"]
+    assert report["cloudOnly"]["maxAbsDiff"] <= 1e-3
+    for head in ("exit_logits", "logits"):
+        assert abs(report[head]["accuracyOnnx"] - report[head]["accuracyPytorch"]) <= 0.003
