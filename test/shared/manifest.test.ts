@@ -15,4 +15,13 @@ describe("manifest schema", () => {
     expect(() => parseManifest(noLabels)).toThrow(/labels/);
     expect(() => parseManifest({ ...base, split: { name: "split" } })).toThrow(/split/);
   });
+
+  it("takes files.engine as optional: manifests without a packed engine still validate, a malformed entry does not", () => {
+    const base = structuredClone(Object.values(manifests)[0]) as { files: Record<string, unknown> };
+    const { engine: _engine, ...files } = base.files;
+    expect(parseManifest({ ...base, files }).files.engine).toBeUndefined();
+    const engine = { path: "edge.packed.bin", sha256: "a".repeat(64), format: "fogline-packed-w1a1/1" };
+    expect(parseManifest({ ...base, files: { ...files, engine } }).files.engine).toEqual(engine);
+    expect(() => parseManifest({ ...base, files: { ...files, engine: { ...engine, sha256: "nope" } } })).toThrow(/engine/);
+  });
 });

@@ -56,11 +56,11 @@ const cloudAt = (port: number) => ({ CLOUD_URL: `http://127.0.0.1:${port}` });
 
 describe("onnxruntime-web in workerd", () => {
   it("loads its WASM through the precompiled-module workaround, exactly once", async () => {
-    await classifyOk({ query: { exit: "edge" } });
+    await classifyOk({ query: { exit: "edge", engine: "ort" } });
     // A change in ORT's loader (the marker buffer no longer reaching WebAssembly.instantiate)
     // shows here as 0, or as a failed request above.
     expect(loaderStats.intercepted).toBe(1);
-    await classifyOk({ query: { exit: "edge" } });
+    await classifyOk({ query: { exit: "edge", engine: "ort" } });
     expect(loaderStats.intercepted).toBe(1);
   });
 

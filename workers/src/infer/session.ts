@@ -4,6 +4,7 @@ import { parsePackedEdge, verifyEngineChecksum } from "../../../shared/src/packe
 import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
 import type { EngineChoice, EngineName } from "../../../shared/src/schemas/classify.js";
 import { PackedRunner } from "../engine/packed.js";
+import type { EdgeConfig } from "../env.js";
 import type { EdgeModel } from "../models/registry.js";
 import { edgeLogger } from "../observability.js";
 import { initOrt, ort } from "./ort.js";
@@ -61,7 +62,7 @@ export function edgeRunner(model: EdgeModel): Promise<GraphRunner> {
  * vector and `npm run bench` measured it faster (docs/performance.md). onnxruntime-web stays the
  * reference and the engine of every other model.
  */
-export const PACKED_BY_DEFAULT = false;
+export const PACKED_BY_DEFAULT = true;
 
 // One packed runner per isolate and model. A refused engine file stays refused (its bytes are
 // bundled: retrying cannot fix them), so the promise is cached whatever its outcome.
@@ -114,3 +115,8 @@ export async function selectRunner(model: EdgeModel, query: EngineChoice, env: E
   }
 }
 const warned = new Set<string>();
+
+/** The runner a request without an `engine` query gets (readiness routes load this one). */
+export function servingRunner(model: EdgeModel, cfg: EdgeConfig): Promise<SelectedRunner> {
+  return selectRunner(model, "auto", cfg.edgeEngine, cfg.logLevel);
+}

@@ -1,8 +1,8 @@
 import { Hono } from "hono";
 import { summarize } from "../../../shared/src/schemas/manifest.js";
 import type { HealthResponse, ModelsResponse } from "../../../shared/src/schemas/models.js";
-import type { AppEnv } from "../env.js";
-import { edgeRunner } from "../infer/session.js";
+import { edgeConfig, type AppEnv } from "../env.js";
+import { servingRunner } from "../infer/session.js";
 import { allModels } from "../models/registry.js";
 
 export const models = new Hono<AppEnv>();
@@ -13,11 +13,13 @@ models.get("/v1/models", (c) => {
 });
 
 /**
- * Ready when the bundled manifests parse and every edge session loads (so the first call warms
- * the isolate: ORT start-up + session creation, ~0.5 s, happens here rather than in a classify).
+ * Ready when the bundled manifests parse and every model's serving engine loads (so the first call
+ * warms the isolate: ORT start-up + session creation, ~0.5 s, or the packed engine's few ms,
+ * happens here rather than in a classify).
  */
 models.get("/healthz", async (c) => {
-  await Promise.all([...allModels().values()].map(edgeRunner));
+  const cfg = edgeConfig(c.env);
+  await Promise.all([...allModels().values()].map((m) => servingRunner(m, cfg)));
   const body: HealthResponse = {
     status: "ok",
     role: "edge",

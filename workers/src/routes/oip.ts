@@ -19,7 +19,7 @@ import { readLimited } from "../../../shared/src/upload.js";
 import { z } from "zod";
 import { edgeConfig, type AppEnv } from "../env.js";
 import { MAX_BATCH, runPipeline } from "../infer/pipeline.js";
-import { edgeRunner } from "../infer/session.js";
+import { servingRunner } from "../infer/session.js";
 import { allModels, getModel, type EdgeModel } from "../models/registry.js";
 
 export const oip = new Hono<AppEnv>();
@@ -28,10 +28,11 @@ oip.get("/v2", (c) => c.json({ name: "fogline", version: pkg.version, extensions
 
 oip.get("/v2/health/live", (c) => c.json({ live: true } satisfies OipLive));
 
-/** Ready when every bundled model's edge session loads (the cloud is optional: auto degrades). */
+/** Ready when every bundled model's serving engine loads (the cloud is optional: auto degrades). */
 oip.get("/v2/health/ready", async (c) => {
   try {
-    await Promise.all([...allModels().values()].map(edgeRunner));
+    const cfg = edgeConfig(c.env);
+    await Promise.all([...allModels().values()].map((m) => servingRunner(m, cfg)));
     return c.json({ ready: true } satisfies OipReady);
   } catch (e) {
     console.error(JSON.stringify({ level: "error", msg: "not ready", error: String(e), requestId: c.get("requestId") }));
@@ -54,7 +55,7 @@ for (const base of ["/v2/models/:model", "/v2/models/:model/versions/:version"])
 
   oip.get(`${base}/ready`, async (c) => {
     const model = pathModel(c);
-    await edgeRunner(model);
+    await servingRunner(model, edgeConfig(c.env));
     return c.json({ name: model.manifest.name, ready: true } satisfies OipModelReady);
   });
 
