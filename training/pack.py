@@ -226,8 +226,8 @@ def parse_edge(model: onnx.ModelProto) -> dict:
         raise NotPackable(f"exit FC {fw.shape} does not take {features} features")
     if g.i != len(g.nodes):
         raise NotPackable(f"unexpected nodes after the exit head: {[n.op_type for n in g.nodes[g.i:]]}")
-    if w % 4 or any(b["w"] % 4 for b in blocks):
-        raise NotPackable("plane widths must be multiples of 4 (four pixels per SIMD vector)")
+    if dims[2] % 8 or any(b["w"] % 4 or ((b["w"] - 1) // b["stride"] + 1) % 4 for b in blocks):
+        raise NotPackable("plane widths must be multiples of 4 (four pixels per SIMD vector; the input's of 8)")
     return {"input": [3, dims[1], dims[2]], "stem": {"weight": sw, "bias": sb}, "blocks": blocks,
             "split": [c, h, w], "exit": {"pool": k[0], "weight": fw, "bias": fb}}
 

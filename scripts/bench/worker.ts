@@ -54,6 +54,7 @@ async function bench(req: Request): Promise<Response> {
     const opt = url.searchParams.get("opt");
     let runner;
     if (url.searchParams.get("engine") === "packed") runner = await packedRunner(model);
+    else if (url.searchParams.get("engine") === "ort") runner = await edgeRunner(model);
     else if (opt === null) runner = await edgeRunner(model);
     else {
       const key = `${model.manifest.name}/${opt}`;

@@ -132,6 +132,7 @@ export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest): PackedE
 
   const [inC, inH, inW] = h.input;
   if (inH !== manifest.input.height || inW !== manifest.input.width) fail(`input ${inH}x${inW} differs from the manifest's`);
+  if (inW % 8 !== 0) fail(`input width ${inW}: the stem kernel needs a multiple of 8`);
   const stemOut = h.blocks[0]!.cin;
   const stem = {
     weight: tensor<Float32Array>(h.stem.weight, "f32", stemOut * inC * 9, "stem.weight"),

@@ -16,7 +16,8 @@
 
 // ---- the float stem: relu(conv3x3(x) + bias), stride 1, x given zero-padded ----------------
 
-/** pad: [cin][h+2][w+2] f32, wt: [cout][cin][3][3] f32, bias: [cout] f32, out: [cout][h][w] f32. */
+/** pad: [cin][h+2][w+2] f32, wt: [cout][cin][3][3] f32, bias: [cout] f32, out: [cout][h][w] f32.
+ * Eight pixels (two vectors) per step share each splatted weight; w must be a multiple of 8. */
 export function stem(pad: usize, wt: usize, bias: usize, out: usize, cin: i32, cout: i32, h: i32, w: i32): void {
   const pw = w + 2;
   const zero = f32x4.splat(0);
@@ -24,21 +25,31 @@ export function stem(pad: usize, wt: usize, bias: usize, out: usize, cin: i32, c
     const b = f32x4.splat(load<f32>(bias + (<usize>o << 2)));
     const wo = wt + (<usize>(o * cin * 9) << 2);
     for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x += 4) {
-        let acc = zero;
-        // im2col order (channel, ky, kx), as onnxruntime's Conv feeds its GEMM
+      for (let x = 0; x < w; x += 8) {
+        let acc0 = zero;
+        let acc1 = zero;
+        // im2col order (channel, ky, kx), as onnxruntime's Conv feeds its GEMM: a sum from the
+        // first tap to the last, mul then add (no FMA in WASM SIMD), bias after the sum
         for (let c = 0; c < cin; c++) {
           const base = pad + (<usize>((c * (h + 2) + y) * pw + x) << 2);
           const wc = wo + (<usize>(c * 9) << 2);
           for (let ky = 0; ky < 3; ky++) {
             const row = base + (<usize>(ky * pw) << 2);
             const wr = wc + (<usize>(ky * 3) << 2);
-            acc = f32x4.add(acc, f32x4.mul(v128.load(row), f32x4.splat(load<f32>(wr))));
-            acc = f32x4.add(acc, f32x4.mul(v128.load(row + 4), f32x4.splat(load<f32>(wr + 4))));
-            acc = f32x4.add(acc, f32x4.mul(v128.load(row + 8), f32x4.splat(load<f32>(wr + 8))));
+            const k0 = f32x4.splat(load<f32>(wr));
+            const k1 = f32x4.splat(load<f32>(wr, 4));
+            const k2 = f32x4.splat(load<f32>(wr, 8));
+            acc0 = f32x4.add(acc0, f32x4.mul(v128.load(row), k0));
+            acc1 = f32x4.add(acc1, f32x4.mul(v128.load(row, 16), k0));
+            acc0 = f32x4.add(acc0, f32x4.mul(v128.load(row, 4), k1));
+            acc1 = f32x4.add(acc1, f32x4.mul(v128.load(row, 20), k1));
+            acc0 = f32x4.add(acc0, f32x4.mul(v128.load(row, 8), k2));
+            acc1 = f32x4.add(acc1, f32x4.mul(v128.load(row, 24), k2));
           }
         }
-        v128.store(out + (<usize>((o * h + y) * w + x) << 2), f32x4.max(f32x4.add(acc, b), zero));
+        const dst = out + (<usize>((o * h + y) * w + x) << 2);
+        v128.store(dst, f32x4.max(f32x4.add(acc0, b), zero));
+        v128.store(dst, f32x4.max(f32x4.add(acc1, b), zero), 16);
       }
     }
   }
@@ -243,10 +254,22 @@ export function residual(acc: usize, scale: usize, shift: usize, x: usize, out: 
  * measured bit-exact in test/workers/packed.test.ts. (Unfused, the graph's own order is
  * DQ + (conv + bias).) The 1x1 conv sums its input channels in order. */
 export function residualProjected(acc: usize, scale: usize, x: usize, wt: usize, bias: usize, out: usize,
-                                  cin: i32, cout: i32, h: i32, w: i32, stride: i32): void {
+                                  cin: i32, cout: i32, h: i32, w: i32, stride: i32, tmp: usize): void {
   const ho = (h - 1) / stride + 1;
   const wo = (w - 1) / stride + 1;
   const zero = f32x4.splat(0);
+  if (stride == 2) {
+    // the subsampled input [cin][ho][wo] once, into tmp, rather than once per output filter
+    for (let c = 0; c < cin; c++) {
+      for (let y = 0; y < ho; y++) {
+        for (let xx = 0; xx < wo; xx += 4) {
+          const src = x + (<usize>((c * h + 2 * y) * w + 2 * xx) << 2);
+          v128.store(tmp + (<usize>((c * ho + y) * wo + xx) << 2), v128.shuffle<f32>(v128.load(src), v128.load(src, 16), 0, 2, 4, 6));
+        }
+      }
+    }
+    x = tmp;
+  }
   for (let o = 0; o < cout; o++) {
     const s = f32x4.splat(load<f32>(scale + (<usize>o << 2)));
     const b = f32x4.splat(load<f32>(bias + (<usize>o << 2)));
@@ -256,8 +279,7 @@ export function residualProjected(acc: usize, scale: usize, x: usize, wt: usize,
         const p = <usize>((o * ho + y) * wo + xx) << 2;
         let sum = zero;
         for (let c = 0; c < cin; c++) {
-          const src = x + (<usize>((c * h + y * stride) * w + xx * stride) << 2);
-          const v = stride == 1 ? v128.load(src) : v128.shuffle<f32>(v128.load(src), v128.load(src, 16), 0, 2, 4, 6);
+          const v = v128.load(x + (<usize>((c * ho + y) * wo + xx) << 2));
           sum = f32x4.add(sum, f32x4.mul(v, f32x4.splat(load<f32>(wo_ + (<usize>c << 2)))));
         }
         const scaled = f32x4.mul(f32x4.convert_i32x4_s(v128.load(acc + p)), s);

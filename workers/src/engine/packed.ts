@@ -24,7 +24,7 @@ interface Kernels {
   bconvStride2(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number): void;
   borderFix(acc: number, pos: number, fix: number, n: number, cout: number, plane: number): void;
   residual(acc: number, scale: number, shift: number, x: number, out: number, c: number, n: number): void;
-  residualProjected(acc: number, scale: number, x: number, wt: number, bias: number, out: number, cin: number, cout: number, h: number, w: number, stride: number): void;
+  residualProjected(acc: number, scale: number, x: number, wt: number, bias: number, out: number, cin: number, cout: number, h: number, w: number, stride: number, tmp: number): void;
   exitHead(x: number, pooled: number, wt: number, bias: number, logits: number, c: number, h: number, w: number, k: number, classes: number): void;
 }
 
@@ -82,6 +82,8 @@ export class PackedRunner implements GraphRunner {
   private readonly planes: [number, number];
   private readonly packed: number;
   private readonly acc: number;
+  /** the projection shortcut's subsampled input */
+  private readonly tmp: number;
   private readonly pooled: number;
   private readonly logits: number;
 
@@ -162,6 +164,7 @@ export class PackedRunner implements GraphRunner {
     this.planes = [alloc(4 * maxPlane), alloc(4 * maxPlane)];
     this.packed = alloc(4 * maxPadded);
     this.acc = alloc(4 * maxPlane);
+    this.tmp = alloc(4 * maxPlane);
     this.pooled = alloc(4 * edge.exit.features);
     this.logits = alloc(4 * edge.exit.classes);
     this.ensure(top);
@@ -238,7 +241,7 @@ export class PackedRunner implements GraphRunner {
         trace.sums.push([s1, new Int32Array(k.memory.buffer, this.acc, b.cout * ho * wo).slice()]);
       }
       if (b.shortcut.kind === "identity") k.residual(this.acc, p.scale, p.shift, x, y, b.cout, ho * wo);
-      else k.residualProjected(this.acc, p.scale, x, p.shortcutWeight, p.shortcutBias, y, b.cin, b.cout, b.h, b.w, b.stride);
+      else k.residualProjected(this.acc, p.scale, x, p.shortcutWeight, p.shortcutBias, y, b.cin, b.cout, b.h, b.w, b.stride, this.tmp);
       [x, y] = [y, x];
       trace?.floats.push(new Float32Array(k.memory.buffer, x, b.cout * ho * wo).slice());
     });
