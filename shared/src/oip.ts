@@ -132,6 +132,8 @@ export interface BatchOutcome {
   mode: string;
   degraded: boolean;
   degradedReason?: string;
+  /** the engine that ran the edge graph */
+  engine?: string;
 }
 
 const KNOWN_OUTPUTS: readonly string[] = [OIP_NAMES.probabilities, OIP_NAMES.exitPoint, OIP_NAMES.entropy];
@@ -174,6 +176,7 @@ export function inferResponse(m: Manifest, req: OipInferRequest, out: BatchOutco
     exit_mode: out.mode,
     degraded: out.degraded,
     ...(out.degradedReason !== undefined && { degraded_reason: out.degradedReason }),
+    ...(out.engine !== undefined && { engine: out.engine }),
   };
   return {
     model_name: m.name,

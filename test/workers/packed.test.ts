@@ -178,6 +178,21 @@ describe("POST /v1/classify engine selection", () => {
     expect(ClassifyResponse.parse((await classify({ engine: "packed" }, { EDGE_ENGINE: "ort" })).body).engine).toBe("packed");
   });
 
+  it("OIP infer takes the engine as a request parameter and reports it", async () => {
+    const m = getModel("cifar10").manifest;
+    const v = vectorsFor("cifar10").vectors[0]!;
+    const infer = async (engine: string) => {
+      const body = { inputs: [{ name: "image", shape: [1, 3, m.input.height, m.input.width], datatype: "FP32", data: v.input }], parameters: { engine, exit: "edge" } };
+      const res = await app.request("/v2/models/cifar10/infer", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }, env);
+      expect(res.status).toBe(200);
+      return (await res.json()) as { parameters: Record<string, unknown>; outputs: { name: string; data: unknown[] }[] };
+    };
+    const [o, p] = [await infer("ort"), await infer("packed")];
+    expect([o.parameters["engine"], p.parameters["engine"]]).toEqual(["ort", "packed"]);
+    expect(p.parameters["entropy"]).toBe(o.parameters["entropy"]);
+    expect(p.outputs).toEqual(o.outputs);
+  });
+
   it("400 for an unknown engine", async () => {
     const r = await classify({ engine: "gpu" });
     expect(r.status).toBe(400);

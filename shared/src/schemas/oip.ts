@@ -4,7 +4,7 @@
  * see kserve/open-inference-protocol `specification/protocol/inference_rest.md`.
  */
 import { z } from "zod";
-import { ExitMode } from "./classify.js";
+import { EngineChoice, ExitMode } from "./classify.js";
 
 /** `$parameter_value = $boolean | $number | $string`: parameters hold scalars only. */
 export const OipParameters = z.record(z.string(), z.union([z.boolean(), z.number(), z.string()]));
@@ -47,6 +47,7 @@ export type OipModelMetadata = z.infer<typeof OipModelMetadata>;
 export const OipInferParameters = z.looseObject({
   threshold: z.number().finite().nonnegative().optional().meta({ description: "entropy threshold for this request (default: the manifest's calibrated value)" }),
   exit: ExitMode.optional().meta({ description: "`auto`: each sample exits at the edge when entropy < threshold; `edge` / `cloud`: force the path" }),
+  engine: EngineChoice.optional().meta({ description: "edge engine, as the `engine` query of /v1/classify: `ort`, `packed` or `auto` (EDGE_ENGINE)" }),
 });
 
 export const OipRequestInput = z.object({
@@ -88,7 +89,7 @@ export const OipInferResponse = z.object({
   id: z.string().optional(),
   parameters: OipParameters.optional().meta({
     description:
-      'per request: `threshold`, `exit_mode`, `degraded` (+ `degraded_reason`), `edge_exits`; per sample, comma-separated in batch order (parameter values are scalars): `exit_point` ("edge"/"cloud") and `entropy`. The `exit_point` and `entropy` outputs carry the same as tensors.',
+      'per request: `threshold`, `exit_mode`, `engine` (the edge engine that ran), `degraded` (+ `degraded_reason`), `edge_exits`; per sample, comma-separated in batch order (parameter values are scalars): `exit_point` ("edge"/"cloud") and `entropy`. The `exit_point` and `entropy` outputs carry the same as tensors.',
   }),
   outputs: z.array(OipResponseOutput),
 });

@@ -84,8 +84,8 @@ for (const base of ["/v2/models/:model", "/v2/models/:model/versions/:version"])
     const input = decodeInput(req.inputs[0]!, manifest.input, { maxBatch: MAX_BATCH, maxPixels: cfg.maxPixels });
     const threshold = req.parameters?.threshold ?? manifest.exit.threshold;
     const mode = req.parameters?.exit ?? "auto";
-    const r = await runPipeline({ model, input, threshold, mode, cfg, requestId: c.get("requestId") });
-    const body = inferResponse(manifest, req, { samples: r.samples, threshold, mode, degraded: r.degraded, degradedReason: r.degradedReason });
+    const r = await runPipeline({ model, input, threshold, mode, cfg, requestId: c.get("requestId"), engine: req.parameters?.engine ?? "auto" });
+    const body = inferResponse(manifest, req, { samples: r.samples, threshold, mode, degraded: r.degraded, degradedReason: r.degradedReason, engine: r.engine });
     c.header("server-timing", [`edge;dur=${r.edgeMs}`, ...(r.cloudMs !== undefined ? [`cloud;dur=${r.cloudMs}`] : []), `total;dur=${Date.now() - t0}`].join(", "));
     return c.json(body);
   });
