@@ -48,8 +48,9 @@ describe("openApiDocument", () => {
 
   it("takes the classify query parameters from the zod schema, defaults included", () => {
     const params = doc.paths["/v1/classify"]!.post!.parameters as unknown as { name: string; schema: { default?: unknown } }[];
-    expect(params.map((p) => p.name)).toEqual(["model", "threshold", "exit"]);
+    expect(params.map((p) => p.name)).toEqual(["model", "threshold", "exit", "engine"]);
     expect(params.find((p) => p.name === "exit")!.schema.default).toBe("auto");
+    expect(params.find((p) => p.name === "engine")!.schema.default).toBe("auto");
   });
 });
 
