@@ -373,7 +373,9 @@ const PRICES = {
 function cost(res, manifest) {
   const rt = res.roundTrip;
   const floor = rt["no inference (GET /__bench/ping on the Worker)"].p50Ms;
-  const edgeCpu = Math.max(0, rt["edge-answered (exit=edge)"].p50Ms - floor);
+  // the served engine: packed (the default for the shipped W1A1 model); ORT for comparison
+  const edgeCpu = Math.max(0, rt["edge-answered, packed engine"].p50Ms - floor);
+  const edgeCpuOrt = Math.max(0, rt["edge-answered (exit=edge)"].p50Ms - floor);
   const fullEdgeCpu = Math.max(0, rt["baseline everything at the edge (Worker, FP ResNet-32)"].p50Ms - floor);
   const encode = res.wire.precisions.int8.encodeMs;
   const tail = res.nodeOrt.timings.tail.medianMs;
@@ -383,15 +385,16 @@ function cost(res, manifest) {
   return {
     prices: PRICES,
     assumptions:
-      "Worker CPU-ms per request = round-trip p50 minus the no-inference p50 (local wall time; the Workers bill counts CPU). " +
+      "Worker CPU-ms per request = round-trip p50 minus the no-inference p50 (local wall time; the Workers bill counts CPU), with the packed engine (the served default; *Ort: onnxruntime-web). " +
       "The cloud tail (any Node host) is priced at the same $ per CPU-ms for comparability, without a request fee.",
     edgeFraction: f,
-    workerCpuMs: { edgeAnswered: r2(edgeCpu), cloudAnswered: r2(edgeCpu + encode), everythingAtTheEdge: r2(fullEdgeCpu) },
+    workerCpuMs: { edgeAnswered: r2(edgeCpu), cloudAnswered: r2(edgeCpu + encode), edgeAnsweredOrt: r2(edgeCpuOrt), everythingAtTheEdge: r2(fullEdgeCpu) },
     cloudCpuMs: { tail, everythingInTheCloud: full },
     usdPerMillion: {
       edgeAnswered: usd(1, edgeCpu),
       cloudAnswered: usd(1, edgeCpu + encode + tail),
       hybridAtEdgeFraction: usd(1, edgeCpu + (1 - f) * (encode + tail)),
+      hybridAtEdgeFractionOrt: usd(1, edgeCpuOrt + (1 - f) * (encode + tail)),
       everythingAtTheEdge: usd(1, fullEdgeCpu),
       everythingInTheCloud: usd(0, full),
       workersAi: PRICES.workersAiImageClassificationPerMillion,
