@@ -139,6 +139,14 @@ describe("packed engine file checks", () => {
     expect(() => parsePackedEdge(model().engine!, otherSplit)).toThrow(/split .* differs from the manifest/);
   });
 
+  it("a model without an engine file runs on ORT; asking for packed there is a 400", async () => {
+    const base = model();
+    const plain: EdgeModel = { manifest: { ...base.manifest, fingerprint: `0e0e0e0e${base.manifest.fingerprint.slice(8)}` }, edgeOnnx: base.edgeOnnx };
+    expect((await selectRunner(plain, "auto", "auto", "silent")).engine).toBe("ort");
+    expect((await selectRunner(plain, "auto", "packed", "silent")).engine).toBe("ort");
+    await expect(selectRunner(plain, "packed", "auto", "silent")).rejects.toMatchObject({ code: "invalid_query" });
+  });
+
   it("auto falls back to onnxruntime for a refused file; engine=packed fails instead of answering", async () => {
     const bad = model().engine!.slice(0);
     new Uint8Array(bad)[bad.byteLength - 100]! ^= 0x01;
