@@ -116,3 +116,26 @@ def test_read_engine_refuses_damaged_files():
         read_engine(data[:-4])
     with pytest.raises(ValueError, match="magic"):
         read_engine(b"XXXX" + data[4:])
+
+
+@pytest.mark.parametrize("bits", [1, 4])
+def test_export_packs_w1a1_edges_and_only_those(tmp_path, bits):
+    import torch
+
+    from training.config import TrainConfig
+    from training.export import main as export_main
+
+    model = randomised(ModelConfig(num_classes=4, cut=16, weight_bits=bits, act_bits=bits))
+    cfg = TrainConfig(name="t", dataset="synthetic", data="unused", val_size=64)
+    ckpt = tmp_path / "c.pt"
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "model_config": model.config.to_dict(),
+                "classes": ["blue", "green", "red", "yellow"], "epoch": 1, "elapsed_seconds": 1.0, "device": "cpu",
+                "git_sha": "x", "saved_at": "now"}, ckpt)
+    out = tmp_path / "synthetic"
+    export_main(["--checkpoint", str(ckpt), "--out", str(out), "--name", "synthetic"])
+    files = json.loads((out / "manifest.json").read_text())["files"]
+    if bits == 1:
+        assert files["engine"]["sha256"] == sha256_bytes((out / FILE_NAME).read_bytes())
+        assert read_engine((out / FILE_NAME).read_bytes())["source"]["sha256"] == files["edge"]["sha256"]
+    else:
+        assert "engine" not in files and not (out / FILE_NAME).exists()
