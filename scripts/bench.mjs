@@ -233,7 +233,7 @@ async function edgeInWorkerd(edgeUrl, variants) {
       "basic / all (integer)": ratio("integer, opt=basic", "integer, opt=all"),
       "basic / all (float)": ratio("float, opt=basic", "float, opt=all"),
       "full FP ResNet-32 / shipped edge": ratio("full", "cifar10"),
-      "packed engine / ORT (shipped cifar10)": ratio("cifar10 packed", "cifar10"),
+      ...(per["cifar10 packed"] && { "packed engine / ORT (shipped cifar10)": ratio("cifar10 packed", "cifar10") }),
     },
     requestOverheadMs: r2(median(overhead)),
   };
@@ -374,7 +374,7 @@ function cost(res, manifest) {
   const rt = res.roundTrip;
   const floor = rt["no inference (GET /__bench/ping on the Worker)"].p50Ms;
   // the served engine: packed (the default for the shipped W1A1 model); ORT for comparison
-  const edgeCpu = Math.max(0, rt["edge-answered, packed engine"].p50Ms - floor);
+  const edgeCpu = Math.max(0, (rt["edge-answered, packed engine"] ?? rt["edge-answered (exit=edge)"]).p50Ms - floor);
   const edgeCpuOrt = Math.max(0, rt["edge-answered (exit=edge)"].p50Ms - floor);
   const fullEdgeCpu = Math.max(0, rt["baseline everything at the edge (Worker, FP ResNet-32)"].p50Ms - floor);
   const encode = res.wire.precisions.int8.encodeMs;
@@ -474,7 +474,10 @@ async function main() {
   await Promise.all([waitFor(`${cloudUrl}/healthz`, cloud, 120_000), waitFor(`${fullUrl}/healthz`, full, 120_000)]);
 
   // cold starts alternate the engine answering the first request: ORT, packed, ORT, ...
-  const coldEngines = ["ort", "packed"];
+  // the packed engine's rows only where the shipped model has an engine file (training/pack.py)
+  const hasPacked = Boolean(JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8")).files?.engine);
+  if (!hasPacked) log("models/cifar10 ships no packed engine: measuring onnxruntime only");
+  const coldEngines = hasPacked ? ["ort", "packed"] : ["ort"];
   const cold = Object.fromEntries(coldEngines.map((e) => [e, { samplesMs: [], laterAnswersMs: [] }]));
   let edge;
   let edgeUrl;
@@ -500,7 +503,7 @@ async function main() {
   log("edge graphs inside workerd");
   const edgeVariants = [
     { name: "cifar10", model: "cifar10" },
-    { name: "cifar10 packed", model: "cifar10", engine: "packed" },
+    ...(hasPacked ? [{ name: "cifar10 packed", model: "cifar10", engine: "packed" }] : []),
     { name: "float, opt=all", model: "bench-edge-float", opt: "all" },
     { name: "integer, opt=all", model: "bench-edge-integer", opt: "all" },
     { name: "float, opt=basic", model: "bench-edge-float", opt: "basic" },
@@ -509,7 +512,7 @@ async function main() {
   ];
   const edgeInWorkerdRes = await edgeInWorkerd(edgeUrl, edgeVariants);
   log("later sessions");
-  const laterSession = await laterSessions(edgeUrl, ["all", "basic", "disabled", "packed"]);
+  const laterSession = await laterSessions(edgeUrl, ["all", "basic", "disabled", ...(hasPacked ? ["packed"] : [])]);
 
   log("round trips");
   const shippedManifest = JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8"));
@@ -518,8 +521,12 @@ async function main() {
     [
       { name: "edge-answered (exit=edge)", url: cls("exit=edge&engine=ort") },
       { name: "cloud-answered (exit=cloud)", url: cls("exit=cloud&engine=ort") },
-      { name: "edge-answered, packed engine", url: cls("exit=edge&engine=packed") },
-      { name: "cloud-answered, packed engine", url: cls("exit=cloud&engine=packed") },
+      ...(hasPacked
+        ? [
+            { name: "edge-answered, packed engine", url: cls("exit=edge&engine=packed") },
+            { name: "cloud-answered, packed engine", url: cls("exit=cloud&engine=packed") },
+          ]
+        : []),
       { name: "baseline everything in the cloud (Node, FP ResNet-32)", url: `${fullUrl}/v1/classify` },
       { name: "baseline everything at the edge (Worker, FP ResNet-32)", url: cls("model=bench-full-edge&exit=edge") },
       { name: "no inference (GET /__bench/ping on the Worker)", url: `${edgeUrl}/__bench/ping`, method: "GET" },
