@@ -75,7 +75,8 @@ export function padFloat(src: usize, dst: usize, c: i32, h: i32, w: i32): void {
 }
 
 /** bn_in: bit c of pixel p is 1 (value -1) unless fl(x*scale) >= negShift (the graph's Mul and
- * GreaterOrEqual, training/onnx_graph.py affine_act_u8). x: [c][h][w] f32, dst padded words. */
+ * GreaterOrEqual, training/onnx_graph.py affine_act_u8). x: [c][h][w] f32, dst padded words.
+ * scale, negShift: per channel, each value repeated 4 times (one v128 load, no splat per pixel). */
 export function signPack(x: usize, scale: usize, negShift: usize, dst: usize, c: i32, h: i32, w: i32, narrow: bool): void {
   const pw = w + 2;
   const hw = h * w;
@@ -83,19 +84,21 @@ export function signPack(x: usize, scale: usize, negShift: usize, dst: usize, c:
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx += 4) {
       let word = i32x4.splat(0);
+      let bit = i32x4.splat(1);
       const p = y * w + xx;
       for (let ch = 0; ch < c; ch++) {
-        const v = f32x4.mul(v128.load(x + (<usize>(ch * hw + p) << 2)), f32x4.splat(load<f32>(scale + (<usize>ch << 2))));
+        const v = f32x4.mul(v128.load(x + (<usize>(ch * hw + p) << 2)), v128.load(scale + (<usize>ch << 4)));
         // not (v >= t): bit set; a NaN never occurs after a ReLU of finite sums
-        const neg = v128.not(f32x4.ge(v, f32x4.splat(load<f32>(negShift + (<usize>ch << 2)))));
-        word = v128.or(word, v128.and(neg, i32x4.splat(1 << ch)));
+        word = v128.or(word, v128.andnot(bit, f32x4.ge(v, v128.load(negShift + (<usize>ch << 4)))));
+        bit = i32x4.add(bit, bit);
       }
       storeWords(dst, (y + 1) * pw + xx + 1, word, narrow);
     }
   }
 }
 
-/** bn_mid as the integer threshold: bit o is 1 (value -1) unless acc >= thr[o]. acc: [c][h][w] i32. */
+/** bn_mid as the integer threshold: bit o is 1 (value -1) unless acc >= thr[o]. acc: [c][h][w] i32;
+ * thr: per channel, repeated 4 times. */
 export function thresholdPack(acc: usize, thr: usize, dst: usize, c: i32, h: i32, w: i32, narrow: bool): void {
   const pw = w + 2;
   const hw = h * w;
@@ -103,10 +106,12 @@ export function thresholdPack(acc: usize, thr: usize, dst: usize, c: i32, h: i32
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx += 4) {
       let word = i32x4.splat(0);
+      let bit = i32x4.splat(1);
       const p = y * w + xx;
       for (let ch = 0; ch < c; ch++) {
-        const lt = i32x4.lt_s(v128.load(acc + (<usize>(ch * hw + p) << 2)), i32x4.splat(load<i32>(thr + (<usize>ch << 2))));
-        word = v128.or(word, v128.and(lt, i32x4.splat(1 << ch)));
+        const lt = i32x4.lt_s(v128.load(acc + (<usize>(ch * hw + p) << 2)), v128.load(thr + (<usize>ch << 4)));
+        word = v128.or(word, v128.and(lt, bit));
+        bit = i32x4.add(bit, bit);
       }
       storeWords(dst, (y + 1) * pw + xx + 1, word, narrow);
     }

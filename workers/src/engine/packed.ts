@@ -98,6 +98,12 @@ export class PackedRunner implements GraphRunner {
       top = at + bytes;
       return at;
     };
+    /** each value four times: the pack kernels load a channel's constant as one v128 */
+    const put4 = (a: Float32Array | Int32Array) => {
+      const out = new (a.constructor as Float32ArrayConstructor | Int32ArrayConstructor)(a.length * 4);
+      a.forEach((v, i) => out.fill(v, 4 * i, 4 * i + 4));
+      return put(out);
+    };
     const put = (a: Float32Array | Int32Array | Uint32Array) => {
       const at = alloc(a.byteLength);
       this.ensure(top);
@@ -141,11 +147,11 @@ export class PackedRunner implements GraphRunner {
     for (const b of edge.blocks) {
       const sc = b.shortcut;
       this.blocks.push({
-        bnScale: put(b.bnScale),
-        bnNegShift: put(b.bnNegShift),
+        bnScale: put4(b.bnScale),
+        bnNegShift: put4(b.bnNegShift),
         conv1: put(b.conv1),
         fix1: borderFix(b.conv1, b.cin, b.h, b.w, b.stride),
-        threshold: put(b.threshold),
+        threshold: put4(b.threshold),
         conv2: put(b.conv2),
         fix2: borderFix(b.conv2, b.cout, outSize(b.h, b.stride), outSize(b.w, b.stride), 1),
         scale: put(b.scale),
