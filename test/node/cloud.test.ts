@@ -7,7 +7,7 @@ import type { WirePrecision } from "../../shared/src/schemas/classify.js";
 import { encodeActivation } from "../../shared/src/wire.js";
 import { loadModels } from "../../cloud/src/models.js";
 import { TEST_SECRET } from "../cloud-server.js";
-import { modelsDir } from "../models.generated.js";
+import { manifests, modelsDir } from "../models.generated.js";
 import { argmax, DEFAULT_MODEL, maxAbsDiff, modelsWithVectors, vectorsFor } from "../shared/fixtures.js";
 import type { CloudModel } from "../../cloud/src/models.js";
 
@@ -70,7 +70,13 @@ describe("GET /healthz", () => {
   it("answers 200 with the loaded models", async () => {
     const res = await app.request("/healthz");
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: "ok", role: "cloud", models: [{ name: DEFAULT_MODEL }] });
+    const body = (await res.json()) as { status: string; role: string; models: { name: string; fingerprint: string }[] };
+    expect(body).toMatchObject({ status: "ok", role: "cloud" });
+    // every shipped model, by name and fingerprint (the default one among them)
+    const shipped = Object.values(manifests) as { name: string; fingerprint: string }[];
+    const pairs = (ms: { name: string; fingerprint: string }[]) => ms.map((m) => `${m.name} ${m.fingerprint}`).sort();
+    expect(pairs(body.models)).toEqual(pairs(shipped));
+    expect(body.models.map((m) => m.name)).toContain(DEFAULT_MODEL);
   });
 });
 
