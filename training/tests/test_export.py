@@ -123,10 +123,9 @@ def save_checkpoint(path, model, cfg) -> None:
 
 
 def test_export_records_our_full_precision_baseline(tmp_path, synthetic_folder):
-    from training.data import load_source, train_val_split
+    from training.data import TensorLoader, load_source, train_val_split
     from training.export import baseline_figures
     from training.train import predict
-    from training.data import TensorLoader
     cfg = TrainConfig(name="fp", dataset="synthetic", data=str(synthetic_folder), val_size=64, weight_bits=32, act_bits=32)
     fp = randomised(ModelConfig(num_classes=4, cut=16, weight_bits=32, act_bits=32))
     save_checkpoint(tmp_path / "fp.pt", fp, cfg)
