@@ -2,6 +2,7 @@
 // `npm run bench`: Fogline's performance, measured side by side in one run (docs/performance.md).
 //
 //   npm run bench [-- --quick] [-- --rounds N] [-- --requests N] [-- --cold N] [-- --out FILE]
+//   npm run bench -- --bundle-only     the bundle sizes alone (seconds; no timing)
 //
 // What it measures (variants interleaved round by round, so background load hits all alike):
 //   edge part inside workerd   wrangler dev with a bench-only entry (scripts/bench/worker.ts): a
@@ -17,7 +18,8 @@
 //                              accuracy cost comes from `python -m training.wire_accuracy`
 //   cold start                 first answer of a fresh isolate (ORT start-up + session + inference),
 //                              and a later session in a warm isolate
-//   bundle                     `wrangler deploy --dry-run`: raw and gzip, ORT WASM vs the rest
+//   bundle                     `wrangler deploy --dry-run`: raw and gzip, ORT WASM vs the rest, with
+//                              every shipped model and with each alone (FOGLINE_EDGE_MODELS)
 //
 // It runs on a private copy of the sources (.bench/tree) so that the generated model registry of
 // the bench models never touches the working tree's. Writes .bench/results.json (or --out).
@@ -159,14 +161,15 @@ function buildBenchModels() {
   if (r.status !== 0) throw new Error(`training.bench_models failed (set FOGLINE_PYTHON?):\n${r.stderr}`);
 }
 
-function bundleSize() {
-  log("wrangler deploy --dry-run (shipped models)");
+/** The Worker bundle with the shipped models (`selection`: FOGLINE_EDGE_MODELS, "" = all). */
+function bundleSize(selection = "") {
+  log(`wrangler deploy --dry-run (shipped models: ${selection || "all"})`);
   const outdir = join(benchDir, "dist");
   rmSync(outdir, { recursive: true, force: true });
   const r = spawnSync(process.execPath, [wranglerJs, "deploy", "--dry-run", "--outdir", outdir], {
     cwd: tree,
     encoding: "utf8",
-    env: { ...process.env, FOGLINE_MODELS_DIR: join(root, "models"), WRANGLER_SEND_METRICS: "false" },
+    env: { ...process.env, FOGLINE_MODELS_DIR: join(root, "models"), FOGLINE_EDGE_MODELS: selection, WRANGLER_SEND_METRICS: "false" },
   });
   const text = `${r.stdout}\n${r.stderr}`;
   if (r.status !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${text}`);
@@ -186,6 +189,24 @@ function bundleSize() {
     ortWasm: { rawKiB: sum(isWasm, "rawKiB"), gzipKiB: sum(isWasm, "gzipKiB") },
     ours: { rawKiB: sum((f) => !isWasm(f), "rawKiB"), gzipKiB: sum((f) => !isWasm(f), "gzipKiB") },
   };
+}
+
+/** The bundle with every shipped model, then with each alone: `ours` (growth beyond the ORT WASM) per model. */
+function bundleSizes() {
+  const all = bundleSize();
+  const shipped = readdirSync(join(root, "models")).filter((n) => existsSync(join(root, "models", n, "manifest.json"))).sort();
+  const perModel = Object.fromEntries(shipped.map((n) => [n, bundleSize(n).ours]));
+  return { ...all, perModel };
+}
+
+function bundleRows(bundle) {
+  return [
+    ["bundle (wrangler)", `${fmt(bundle.wrangler?.rawKiB)} KiB`, `gzip ${fmt(bundle.wrangler?.gzipKiB)} KiB`, "wrangler deploy --dry-run"],
+    ["bundle: ORT WASM", `${fmt(bundle.ortWasm.rawKiB)} KiB`, `gzip ${fmt(bundle.ortWasm.gzipKiB)} KiB`, "gzip -9 per file"],
+    ["bundle: our code + models", `${fmt(bundle.ours.rawKiB)} KiB`, `gzip ${fmt(bundle.ours.gzipKiB)} KiB`, "growth beyond the ORT WASM, every shipped model"],
+    ...Object.entries(bundle.perModel ?? {}).map(([n, o]) => [`bundle: our code + ${n} alone`, `${fmt(o.rawKiB)} KiB`, `gzip ${fmt(o.gzipKiB)} KiB`, `FOGLINE_EDGE_MODELS=${n}`]),
+    ...bundle.files.map((f) => [`  file ${f.file.replace(/^[0-9a-f]{40}-/, "")}`, `${fmt(f.rawKiB)} KiB`, `gzip ${fmt(f.gzipKiB)} KiB`, "every shipped model"]),
+  ];
 }
 
 // ---------------------------------------------------------------- measurements
@@ -447,9 +468,7 @@ function report(res, asMarkdown = false) {
       res.wire.accuracy?.[p] ? `val hybrid acc ${(100 * res.wire.accuracy[p].hybridAccuracy).toFixed(2)}%` : "accuracy: python -m training.wire_accuracy",
     ]),
     ...Object.entries(res.cost.usdPerMillion).map(([k, v]) => [`$ per million: ${k}`, fmt(v), "", k === "workersAi" ? "Workers AI image classification" : "Workers Paid marginal prices, see cost.assumptions"]),
-    ["bundle (wrangler)", `${fmt(res.bundle.wrangler?.rawKiB)} KiB`, `gzip ${fmt(res.bundle.wrangler?.gzipKiB)} KiB`, "wrangler deploy --dry-run"],
-    ["bundle: ORT WASM", `${fmt(res.bundle.ortWasm.rawKiB)} KiB`, `gzip ${fmt(res.bundle.ortWasm.gzipKiB)} KiB`, "gzip -9 per file"],
-    ["bundle: our code + models", `${fmt(res.bundle.ours.rawKiB)} KiB`, `gzip ${fmt(res.bundle.ours.gzipKiB)} KiB`, "growth beyond the ORT WASM"],
+    ...bundleRows(res.bundle),
   ];
   return asMarkdown ? markdown(rows) : table(rows);
 }
@@ -459,8 +478,17 @@ async function main() {
   const started = new Date().toISOString();
   const loadBefore = os.loadavg();
   prepareTree();
+  if (flag("bundle-only")) {
+    const bundle = bundleSizes();
+    const outFile = OUT.replace(/\.json$/, "") + ".bundle.json";
+    mkdirSync(dirname(outFile), { recursive: true });
+    writeFileSync(outFile, `${JSON.stringify({ started, bundle }, null, 2)}\n`);
+    console.log(markdown([["measure", "raw", "gzip -9", "notes"], ...bundleRows(bundle)]));
+    console.log(`\nJSON: ${outFile}`);
+    return;
+  }
   buildBenchModels();
-  const bundle = bundleSize();
+  const bundle = bundleSizes();
   const png = testPng();
   const secret = randomBytes(32).toString("hex");
   const common = { FOGLINE_MODELS_DIR: benchModels, FOGLINE_HMAC_SECRET: secret };

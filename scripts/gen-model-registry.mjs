@@ -4,7 +4,10 @@
 //                                             its packed engine file when the manifest lists one (files.engine)
 //   test/models.generated.ts                  the same plus testvectors.json, for the tests
 // Run by wrangler's [build] command, `npm test` and `npm start`. The models folder is
-// $FOGLINE_MODELS_DIR (default: models/). Files are rewritten only when their content changes.
+// $FOGLINE_MODELS_DIR (default: models/). $FOGLINE_EDGE_MODELS (comma-separated folder names)
+// bundles only those models, for a Worker that serves fewer of them (each model's edge adds its
+// ONNX graph to the Worker bundle: docs/performance.md). Files are rewritten only when their
+// content changes.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -25,12 +28,19 @@ function importPath(fromFile, target) {
   return JSON.stringify(p);
 }
 
-const names = existsSync(modelsDir)
+const found = existsSync(modelsDir)
   ? readdirSync(modelsDir, { withFileTypes: true })
       .filter((d) => d.isDirectory() && existsSync(join(modelsDir, d.name, "manifest.json")))
       .map((d) => d.name)
       .sort()
   : [];
+const wanted = (process.env.FOGLINE_EDGE_MODELS ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+const unknown = wanted.filter((n) => !found.includes(n));
+if (unknown.length) {
+  console.error(`gen-model-registry: FOGLINE_EDGE_MODELS names ${unknown.join(", ")}, not found under ${modelsDir} (there: ${found.join(", ") || "none"})`);
+  process.exit(1);
+}
+const names = wanted.length ? found.filter((n) => wanted.includes(n)) : found;
 
 const errors = [];
 /** model folder -> its packed engine file, when its manifest lists one */

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .quant import FULL_PRECISION, quantize_activation, quantize_weight
+from .quant import FULL_PRECISION, quantize_activation, quantize_exit_weight, quantize_weight
 
 BLOCKS_PER_STAGE = 5  # ResNet-32: 3 stages x 5 BasicBlocks x 2 convs = 30 convs + stem + FC
 STAGE_WIDTHS = (16, 32, 64)
@@ -124,14 +124,16 @@ class QuantBlock(nn.Module):
 
 
 class ExitHead(nn.Module):
-    """avg_pool2d(3, 3) -> flatten -> one FC (the paper's exit classifier)."""
+    """avg_pool2d(3, 3) -> flatten -> one FC (the paper's exit classifier), whose weights are
+    int8 per row (quant.exit_weight_codes), as the edge ships them."""
 
     def __init__(self, features: int, num_classes: int) -> None:
         super().__init__()
         self.fc = nn.Linear(features, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(torch.flatten(F.avg_pool2d(x, EXIT_POOL, EXIT_POOL), 1))
+        pooled = torch.flatten(F.avg_pool2d(x, EXIT_POOL, EXIT_POOL), 1)
+        return F.linear(pooled, quantize_exit_weight(self.fc.weight), self.fc.bias)
 
 
 class FinalHead(nn.Module):

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from .model import BasicBlock, QuantBlock, Shortcut, SplitResNet, EXIT_POOL
-from .quant import FULL_PRECISION, levels, weight_codes
+from .quant import FULL_PRECISION, exit_weight_codes, levels, weight_codes
 
 OPSET = 17
 INT8_MAX_BITS = 7  # codes of up to 7-bit weights fit int8 (odd integers in [-(2^k-1), 2^k-1])
@@ -278,8 +278,14 @@ def build_edge(model: SplitResNet, integer_convs: bool = DEFAULT_INTEGER_CONVS) 
     pooled = g.node("AveragePool", [split], "exit.pool", kernel_shape=[EXIT_POOL] * 2, strides=[EXIT_POOL] * 2)
     flat = g.node("Flatten", [pooled], "exit.flat", axis=1)
     fc = model.exit.fc
-    g.node("Gemm", [flat, g.init("exit.fc.weight", f32(fc.weight.detach().numpy())), g.init("exit.fc.bias", f32(fc.bias.detach().numpy()))],
-           "exit.fc", output="exit_logits", transB=1)
+    # The int8 weights the model's exit computes with, as Cast(codes) * scale: constant inputs, so
+    # onnxruntime folds them into a float initializer at session creation and the Gemm runs (and
+    # sums) exactly as over a float weight. A DequantizeLinear is not folded (ORT keeps it for its
+    # QDQ fusions): the Gemm then takes a computed weight and sums in another order.
+    codes, scale = exit_weight_codes(fc.weight)
+    cast = g.node("Cast", [g.init("exit.fc.weight_codes", codes.numpy().astype(np.int8))], "exit.fc.weight", to=TensorProto.FLOAT)
+    weight = g.node("Mul", [cast, g.init("exit.fc.weight_scale", f32(scale.numpy()[:, None]))], "exit.fc.weight")
+    g.node("Gemm", [flat, weight, g.init("exit.fc.bias", f32(fc.bias.detach().numpy()))], "exit.fc", output="exit_logits", transB=1)
     c, h, w = model_split_shape(model)
     n = model.config.num_classes
     return make_model(g, [tensor_info("image", ["N", 3, 32, 32])],

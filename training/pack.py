@@ -6,19 +6,21 @@ it holds exactly the reference graph's numbers: the float32 initializers byte fo
 binary ConvInteger weights as bits. Anything that is not the shape training/onnx_graph.py builds
 for a W1A1 edge (stem Conv + Relu; blocks of Mul/GreaterOrEqual/Where -> ConvInteger ->
 GreaterOrEqual/Where -> ConvInteger -> DequantizeLinear -> shift or projection shortcut -> Add ->
-Relu; Identity split; AveragePool -> Flatten -> Gemm) is refused with NotPackable, and the model
+Relu; Identity split; AveragePool -> Flatten -> Gemm over Cast(int8 codes) * scale) is refused with NotPackable, and the model
 stays on onnxruntime (a W4A4 edge, a float export, more than 32 channels).
 
 File layout (little-endian), edge.packed.bin:
     0   4  magic "FGLE"
-    4   4  u32 format version (1)
+    4   4  u32 format version (2)
     8   4  u32 n = byte length of the JSON header
     12  n  JSON header (utf-8, space-padded to a multiple of 4): shapes and, per tensor,
            {"offset", "length", "dtype"} into the blob (offsets relative to the blob, 4-aligned)
-    12+n   blob: f32 / i32 / u32 arrays
+    12+n   blob: f32 / i32 / u32 / i8 arrays, each starting 4-aligned
 Bits: one u32 word per (output filter, tap), bit c = input channel c, 1 means -1 (ConvInteger
 weight level 0 with zero point 1), 0 means +1 (level 2). Thresholds are the graph's int32
-`bn_mid.threshold`; the filter flips for negative BN scales are already in the codes.
+`bn_mid.threshold`; the filter flips for negative BN scales are already in the codes. The exit
+FC's weight is the graph's int8 codes (`exit.weight`) and per-row float32 scales
+(`exit.weightScale`); the reader computes float(code) * scale as the graph's Cast and Mul do.
 """
 from __future__ import annotations
 
@@ -34,8 +36,8 @@ import onnx
 from onnx import numpy_helper
 
 MAGIC = b"FGLE"
-VERSION = 1
-FORMAT = "fogline-packed-w1a1/1"
+VERSION = 2  # 2: the exit FC's weight as int8 codes + a float32 scale per row (was float32)
+FORMAT = "fogline-packed-w1a1/2"
 FILE_NAME = "edge.packed.bin"
 MAX_CHANNELS = 32  # one u32 word per pixel (workers/engine/binconv.ts)
 
@@ -216,11 +218,16 @@ def parse_edge(model: onnx.ModelProto) -> dict:
     if len(k) != 2 or k[0] != k[1] or list(pa.get("strides", [1, 1])) != k or any(pa.get("pads", [0] * 4)) or pa.get("ceil_mode", 0):
         raise NotPackable(f"{pool.name}: expected AveragePool kernel k x k, stride k, no padding; got {pa}")
     flat = g.take("Flatten", pool.output[0])
+    cast = g.take("Cast")
+    mul = g.take("Mul", cast.output[0])
+    fw, fscale = _exit_weight(g, cast, mul)
     gemm = g.take("Gemm", flat.output[0])
     ga = _attrs(gemm)
     if ga.get("transB", 0) != 1 or ga.get("transA", 0) != 0 or ga.get("alpha", 1.0) != 1.0 or ga.get("beta", 1.0) != 1.0 or gemm.output[0] != "exit_logits":
         raise NotPackable(f"{gemm.name}: expected exit_logits = flat @ W^T + b")
-    fw, fb = g.init(gemm.input[1], np.float32), g.init(gemm.input[2], np.float32)
+    if gemm.input[1] != mul.output[0]:
+        raise NotPackable(f"{gemm.name}: the weight must be the int8 exit weight (Cast(codes) * scale)")
+    fb = g.init(gemm.input[2], np.float32)
     features = c * ((h - k[0]) // k[0] + 1) * ((w - k[0]) // k[0] + 1)
     if fw.shape[1] != features or fb.shape != (fw.shape[0],):
         raise NotPackable(f"exit FC {fw.shape} does not take {features} features")
@@ -229,16 +236,31 @@ def parse_edge(model: onnx.ModelProto) -> dict:
     if dims[2] % 8 or any(b["w"] % 4 or ((b["w"] - 1) // b["stride"] + 1) % 4 for b in blocks):
         raise NotPackable("plane widths must be multiples of 4 (four pixels per SIMD vector; the input's of 8)")
     return {"input": [3, dims[1], dims[2]], "stem": {"weight": sw, "bias": sb}, "blocks": blocks,
-            "split": [c, h, w], "exit": {"pool": k[0], "weight": fw, "bias": fb}}
+            "split": [c, h, w], "exit": {"pool": k[0], "weight": fw, "weightScale": fscale, "bias": fb}}
+
+
+def _exit_weight(g: _Graph, cast: onnx.NodeProto, mul: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
+    """The exit FC's weight: Cast(int8 codes [classes, features]) to float * a float32 scale per
+    row ([classes, 1]), i.e. float(code) * scale (training.quant.exit_weight_codes)."""
+    if _attrs(cast).get("to") != onnx.TensorProto.FLOAT:
+        raise NotPackable(f"{cast.name}: expected a Cast of the exit weight's int8 codes to float")
+    codes = g.init(cast.input[0], np.int8)
+    scale = g.init(mul.input[1], np.float32)
+    if codes.ndim != 2 or scale.shape != (codes.shape[0], 1):
+        raise NotPackable(f"{mul.name}: codes {codes.shape} and scale {scale.shape} do not match (one scale per row)")
+    if np.any(codes == -128):
+        raise NotPackable(f"{cast.name}: codes must lie in [-127, 127]")
+    return codes, scale.ravel()
 
 
 def _write(structure: dict) -> bytes:
     blob = bytearray()
 
     def tensor(a: np.ndarray) -> dict:
-        dtype = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32", np.dtype(np.uint32): "u32"}[a.dtype]
+        dtype = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32", np.dtype(np.uint32): "u32", np.dtype(np.int8): "i8"}[a.dtype]
         ref = {"offset": len(blob), "length": int(a.size), "dtype": dtype}
         blob.extend(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes())
+        blob.extend(b"\0" * (-len(blob) % 4))  # every tensor starts 4-aligned (typed array views)
         return ref
 
     def walk(v):
@@ -276,7 +298,7 @@ def read_engine(data: bytes) -> dict:
     blob = memoryview(data)[12 + n:]
     if len(blob) != header["blobBytes"]:
         raise ValueError("engine file is truncated or has trailing bytes")
-    dtypes = {"f32": "<f4", "i32": "<i4", "u32": "<u4"}
+    dtypes = {"f32": "<f4", "i32": "<i4", "u32": "<u4", "i8": "i1"}
 
     def walk(v):
         if isinstance(v, dict) and set(v) == {"offset", "length", "dtype"}:

@@ -55,6 +55,30 @@ def quantize_weight(weight: Tensor, bits: int) -> Tensor:
     return w + (q - w).detach()
 
 
+EXIT_WEIGHT_BITS = 8  # the exit FC's weights (per-row symmetric int8; see exit_weight_codes)
+
+
+def exit_weight_codes(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-row symmetric int8 codes in [-127, 127] and float32 scales of the exit FC's weight
+    ([classes, features]): the weight is ``codes * scale[:, None]``, scale = max |w| / 127.
+
+    Why: the exit FC is the largest float tensor the Worker bundles (CIFAR-100: 100 x 256), and
+    as int8 it is 4x smaller (gzip ~4x too) for a change far below the validation noise. The
+    model computes its exit with these weights (``quantize_exit_weight``) and edge.onnx holds the
+    same codes behind a DequantizeLinear, whose ``float(code) * scale`` is this product exactly."""
+    w = weight.detach()
+    scale = w.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+    codes = torch.round(w / scale[:, None]).clamp(-127.0, 127.0)
+    return codes, scale
+
+
+def quantize_exit_weight(weight: Tensor) -> Tensor:
+    """The exit FC's weight as int8 codes x scale; in training an STE passes the gradient on."""
+    codes, scale = exit_weight_codes(weight)
+    q = codes * scale[:, None]
+    return weight + (q - weight).detach() if weight.requires_grad else q
+
+
 def quantize_activation(x: Tensor, bits: int, training: bool) -> Tensor:
     """Binary: sign(x) in {-1, +1} (0 maps to +1). k-bit: clip to [-1, 1] and snap to 2**k
     uniform levels in [-1, 1]. STE: gradient 1 where |x| < 1, else 0 (paper's code, with the

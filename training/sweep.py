@@ -51,9 +51,11 @@ WIRE_HEADER_BYTES = WIRE_FIXED_HEADER_BYTES + 4 * WIRE_RANK
 WIRE_ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 
 # Budget mode: a short one-cycle fine-tune from a trained full-precision model (the CPU pilot's
-# optimiser, DESIGN §5, at a lower peak since the weights start trained). ``--set`` overrides.
+# optimiser, DESIGN §5, at a lower peak since the weights start trained), with the gradient norm
+# clipped: the fresh exit head's first gradients otherwise wreck the trained edge (config.py,
+# grad_clip). ``--set`` overrides.
 BUDGET_RECIPE = {"schedule": "onecycle", "lr": 0.05, "warmup_epochs": 0.0, "nesterov": True,
-                 "weight_decay": 5e-4, "exit_weight": 0.5}
+                 "weight_decay": 5e-4, "exit_weight": 0.5, "grad_clip": 2.0}
 
 # Fields that legitimately differ between two runs of the same seed (time, machine, commit).
 VOLATILE = ("trainSeconds", "evalSeconds", "finishedAt", "gitSha", "device")
@@ -189,19 +191,23 @@ def wire_bytes(cut: int) -> dict:
 def edge_param_bytes(model: SplitResNet) -> dict:
     """Parameter bytes of the edge part. ``stored``: as edge.onnx holds them (codes of <= 7-bit
     weights as int8 plus a float32 scale and an int8 zero point per filter; 8- and 32-bit
-    weights as float32; everything else float32). ``packed``: the theoretical size with
-    quantized weights packed at ``bits``/8 bytes each (plus the float32 scales)."""
+    weights as float32; the exit FC's weight as int8 plus a float32 scale and an int8 zero point
+    per row; everything else float32). ``packed``: the theoretical size with quantized weights
+    packed at ``bits``/8 bytes each (plus the float32 scales)."""
     counts = PartCounts.from_model(model)
     bits = counts.bits
     filters = sum(b.conv1.out_channels + b.conv2.out_channels for b in model.edge if isinstance(b, QuantBlock))
     q, fp = counts.edge_quantized_params, counts.edge_fp_params
+    exit_weight = model.exit.fc.weight
+    exit_bytes = exit_weight.numel() + exit_weight.shape[0] * (4 + 1)
+    other_fp = fp - exit_weight.numel()
     if bits <= INT8_MAX_BITS:
         stored = q + filters * (4 + 1)
     else:
         stored = 4 * q
     packed = math.ceil(q * min(bits, 32) / 8) + (4 * filters if bits < 32 else 0)
     return {"edgeParamsQuantized": q, "edgeParamsFullPrecision": fp,
-            "edgeParamBytesStored": stored + 4 * fp, "edgeParamBytesPacked": packed + 4 * fp}
+            "edgeParamBytesStored": stored + 4 * other_fp + exit_bytes, "edgeParamBytesPacked": packed + 4 * other_fp + exit_bytes}
 
 
 def energy_figures(energy: EnergyModel, edge_fraction: float) -> dict:
@@ -632,8 +638,8 @@ def models_section() -> str:
         f"- *Wire bytes*: one image's split tensor c x h x w x (4, 2, 1) bytes plus the {WIRE_HEADER_BYTES}-byte header of "
         "`shared/src/wire.ts` (48 fixed bytes + 4 per dimension, rank 4).",
         f"- *Edge params stored*: as `edge.onnx` holds them — codes of <= {INT8_MAX_BITS}-bit weights as int8 (1 byte each) plus a "
-        "float32 scale and an int8 zero point per filter; 8- and 32-bit weights as float32; all other edge parameters "
-        "(stem, BN, shortcuts, exit FC) float32. *packed*: quantized weights at b/8 bytes each (+ float32 scales). "
+        "float32 scale and an int8 zero point per filter; 8- and 32-bit weights as float32; the exit FC's weight as int8 "
+        "per row (+ float32 scale); all other edge parameters (stem, BN, shortcuts, biases) float32. *packed*: quantized weights at b/8 bytes each (+ float32 scales). "
         "*edge.onnx*: the serialized graph's actual size.", ""])
 
 

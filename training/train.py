@@ -171,6 +171,8 @@ def train_one_epoch(model: nn.Module, loader: TensorLoader, opt: torch.optim.Opt
             loss = joint_loss(exit_logits, logits, y, t_logits, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
         bs = len(y)

@@ -2,7 +2,7 @@
  * The cloud's configuration from its environment, validated once at start-up: a bad value stops
  * the process with a message instead of surfacing on a request.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_MAX_SKEW_S, MIN_SECRET_LENGTH } from "../../shared/src/hmac.js";
 import { LogLevel } from "../../shared/src/log.js";
 

@@ -3,7 +3,7 @@
  * log shipper can index them. Every request line carries the request id the edge also sends to
  * the cloud (x-request-id), so one classification can be followed across both halves.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 export const LogLevel = z.enum(["debug", "info", "warn", "error", "silent"]);
 export type LogLevel = z.infer<typeof LogLevel>;

@@ -5,7 +5,7 @@
  * `npm run docs:api` renders it into the README. test/node/openapi.test.ts checks that every
  * route the Worker serves is here and the other way round, and that the README is current.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ERROR_CODES, type ErrorCode } from "./errors.js";
 import { ClassifyQuery, ClassifyResponse } from "./schemas/classify.js";
 import { ErrorResponse } from "./schemas/error.js";

@@ -6,13 +6,13 @@
  * its manifest (other edge.onnx, other split, truncated, wrong checksum) is refused with an
  * EngineFileError, so a mismatched engine can never answer silently.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { bytesToHex } from "./hex.js";
 import type { Manifest } from "./schemas/manifest.js";
 
 export const ENGINE_MAGIC = "FGLE";
-export const ENGINE_VERSION = 1;
-export const ENGINE_FORMAT = "fogline-packed-w1a1/1";
+export const ENGINE_VERSION = 2;
+export const ENGINE_FORMAT = "fogline-packed-w1a1/2";
 /** One u32 word per pixel holds the channels' sign bits (workers/engine/binconv.ts). */
 export const ENGINE_MAX_CHANNELS = 32;
 
@@ -24,7 +24,7 @@ const dim = z.number().int().positive();
 const TensorRef = z.object({
   offset: z.number().int().nonnegative().multipleOf(4),
   length: z.number().int().nonnegative(),
-  dtype: z.enum(["f32", "i32", "u32"]),
+  dtype: z.enum(["f32", "i32", "u32", "i8"]),
 });
 type TensorRef = z.infer<typeof TensorRef>;
 
@@ -52,7 +52,8 @@ const EngineHeader = z.object({
   stem: z.object({ weight: TensorRef, bias: TensorRef }),
   blocks: z.array(BlockHeader).min(1),
   split: z.tuple([dim, dim, dim]),
-  exit: z.object({ pool: dim, weight: TensorRef, bias: TensorRef }),
+  /** weight: int8 codes [classes][features]; weightScale: float32 per class (float(code) * scale) */
+  exit: z.object({ pool: dim, weight: TensorRef, weightScale: TensorRef, bias: TensorRef }),
   blobBytes: z.number().int().nonnegative(),
 });
 
@@ -80,8 +81,9 @@ export interface PackedEdge {
   stem: { weight: Float32Array; bias: Float32Array; cout: number };
   blocks: PackedBlock[];
   split: readonly [number, number, number];
+  /** weight: dequantized from the file's int8 codes: the floats edge.onnx's Cast(codes) * scale gives */
   exit: { pool: number; weight: Float32Array; bias: Float32Array; features: number; classes: number };
-  /** the blob every array above views (little-endian, 4-aligned offsets) */
+  /** the blob the arrays above view (little-endian, 4-aligned offsets; exit.weight is a dequantized copy) */
   blob: Uint8Array;
 }
 
@@ -118,11 +120,11 @@ export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest): PackedE
   // the blob is 4-aligned within a copy we own (typed arrays need aligned offsets)
   const own = new Uint8Array(blob.byteLength);
   own.set(blob);
-  const tensor = <T extends Float32Array | Int32Array | Uint32Array>(ref: TensorRef, dtype: TensorRef["dtype"], length: number, what: string): T => {
+  const tensor = <T extends Float32Array | Int32Array | Uint32Array | Int8Array>(ref: TensorRef, dtype: TensorRef["dtype"], length: number, what: string): T => {
     if (ref.dtype !== dtype) fail(`${what} is ${ref.dtype}, expected ${dtype}`);
     if (ref.length !== length) fail(`${what} has ${ref.length} values, expected ${length}`);
-    if (ref.offset + 4 * length > own.byteLength) fail(`${what} lies outside the blob`);
-    const C = dtype === "f32" ? Float32Array : dtype === "i32" ? Int32Array : Uint32Array;
+    const C = { f32: Float32Array, i32: Int32Array, u32: Uint32Array, i8: Int8Array }[dtype];
+    if (ref.offset + C.BYTES_PER_ELEMENT * length > own.byteLength) fail(`${what} lies outside the blob`);
     return new C(own.buffer, ref.offset, length) as T;
   };
   const checkWords = (words: Uint32Array, cin: number, what: string) => {
@@ -192,9 +194,14 @@ export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest): PackedE
   if (k > ph || k > pw) fail(`exit pool ${k} is larger than the split plane`);
   const features = c * (Math.floor((ph - k) / k) + 1) * (Math.floor((pw - k) / k) + 1);
   const classes = manifest.labels.length;
+  const codes = tensor<Int8Array>(h.exit.weight, "i8", classes * features, "exit.weight");
+  if (codes.includes(-128)) fail("exit.weight has a code of -128 (int8 codes lie in [-127, 127])");
+  const rowScale = tensor<Float32Array>(h.exit.weightScale, "f32", classes, "exit.weightScale");
+  // float(code) * scale rounded to float32: exactly what edge.onnx's Cast and Mul compute (ORT folds them)
+  const weight = Float32Array.from(codes, (q, i) => q * rowScale[Math.floor(i / features)]!);
   const exit = {
     pool: k,
-    weight: tensor<Float32Array>(h.exit.weight, "f32", classes * features, "exit.weight"),
+    weight,
     bias: tensor<Float32Array>(h.exit.bias, "f32", classes, "exit.bias"),
     features,
     classes,

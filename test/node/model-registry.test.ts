@@ -52,3 +52,36 @@ describe.skipIf(!shipsEngine)("scripts/gen-model-registry.mjs and the packed eng
     expect(r.stderr).toMatch(/edge\.packed\.bin is missing \(manifest\.files\.engine\)/);
   });
 });
+
+describe("FOGLINE_EDGE_MODELS (which models the Worker bundles)", () => {
+  /** The generator run from a scratch root, so the registry the other tests use is untouched. */
+  function generate(selection: string) {
+    const root = join(work, `select-${selection || "all"}`);
+    mkdirSync(join(root, "scripts"), { recursive: true });
+    copyFileSync(join(ROOT, "scripts/gen-model-registry.mjs"), join(root, "scripts/gen-model-registry.mjs"));
+    const r = spawnSync(process.execPath, [join(root, "scripts/gen-model-registry.mjs")], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...process.env, FOGLINE_MODELS_DIR: modelsDir, FOGLINE_EDGE_MODELS: selection },
+    });
+    const file = join(root, "workers/src/models/registry.generated.ts");
+    return { ...r, registry: r.status === 0 ? readFileSync(file, "utf8") : "" };
+  }
+  const all = Object.keys(manifests).sort();
+
+  it("bundles every model by default and only the named ones when set", () => {
+    const every = generate("");
+    expect(every.status, every.stderr).toBe(0);
+    expect([...every.registry.matchAll(/folder: "([^"]+)"/g)].map((m) => m[1])).toEqual(all);
+    const one = generate(` ${all[0]} `);
+    expect(one.status, one.stderr).toBe(0);
+    expect([...one.registry.matchAll(/folder: "([^"]+)"/g)].map((m) => m[1])).toEqual([all[0]]);
+    for (const other of all.slice(1)) expect(one.registry).not.toContain(`/${other}/`);
+  });
+
+  it("refuses a name that is not a model folder", () => {
+    const r = generate(`${all[0]},cifar1000`);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/FOGLINE_EDGE_MODELS names cifar1000, not found under/);
+  });
+});

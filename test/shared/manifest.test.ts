@@ -20,7 +20,7 @@ describe("manifest schema", () => {
     const base = structuredClone(Object.values(manifests)[0]) as { files: Record<string, unknown> };
     const { engine: _engine, ...files } = base.files;
     expect(parseManifest({ ...base, files }).files.engine).toBeUndefined();
-    const engine = { path: "edge.packed.bin", sha256: "a".repeat(64), format: "fogline-packed-w1a1/1" };
+    const engine = { path: "edge.packed.bin", sha256: "a".repeat(64), format: "fogline-packed-w1a1/2" };
     expect(parseManifest({ ...base, files: { ...files, engine } }).files.engine).toEqual(engine);
     expect(() => parseManifest({ ...base, files: { ...files, engine: { ...engine, sha256: "nope" } } })).toThrow(/engine/);
   });

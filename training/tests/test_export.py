@@ -14,6 +14,7 @@ from training.data import ImageSet
 from training.model import ModelConfig
 from training.onnx_graph import build_cloud, build_edge
 from training.preprocess import preprocess
+from training.quant import quantize_exit_weight
 
 from .conftest import randomised
 
@@ -40,9 +41,23 @@ def test_quantized_weights_ship_as_int8_codes():
     model = randomised(ModelConfig(cut=16, weight_bits=1, act_bits=1))
     g = build_edge(model, integer_convs=False)
     int8 = [t for t in g.graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("weight_codes")]
-    assert len(int8) == 16
+    assert len(int8) == 16 + 1  # the quantized convs and the exit FC
     codes = onnx.numpy_helper.to_array(int8[0])
     assert set(np.unique(codes).tolist()) <= {-1, 1}
+
+
+def test_the_exit_fc_ships_as_the_int8_weights_the_model_computes_with():
+    """The exit weight is int8 per row in the model (so training, calibration and parity all see
+    it) and in edge.onnx (Cast * scale); the float32 weight is not in the graph."""
+    model = randomised(ModelConfig(num_classes=100, cut=24, weight_bits=4, act_bits=4)).eval()
+    g = build_edge(model, integer_convs=True)
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in g.graph.initializer}
+    assert "exit.fc.weight" not in inits
+    codes, scale = inits["exit.fc.weight_codes"], inits["exit.fc.weight_scale"]
+    assert codes.dtype == np.int8 and codes.shape == (100, 256) and np.abs(codes).max() == 127 and scale.shape == (100, 1)
+    dequantized = codes.astype(np.float32) * scale
+    np.testing.assert_array_equal(dequantized, quantize_exit_weight(model.exit.fc.weight.detach()).numpy())
+    np.testing.assert_allclose(dequantized, model.exit.fc.weight.detach().numpy(), atol=scale.max() / 2 + 1e-7)
 
 
 @pytest.mark.parametrize("bits", [1, 2, 4])

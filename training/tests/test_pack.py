@@ -45,7 +45,8 @@ def assert_round_trip(edge: onnx.ModelProto) -> None:
         else:
             np.testing.assert_array_equal(b["shortcutWeight"], inits[f"edge.{i}.shortcut.weight"].ravel())
             np.testing.assert_array_equal(b["shortcutBias"], inits[f"edge.{i}.shortcut.bias"])
-    np.testing.assert_array_equal(e["exit"]["weight"], inits["exit.fc.weight"].ravel())
+    np.testing.assert_array_equal(e["exit"]["weight"], inits["exit.fc.weight_codes"].ravel())
+    np.testing.assert_array_equal(e["exit"]["weightScale"], inits["exit.fc.weight_scale"].ravel())
     np.testing.assert_array_equal(e["exit"]["bias"], inits["exit.fc.bias"])
 
 

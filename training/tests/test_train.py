@@ -43,6 +43,28 @@ def test_init_from_and_distillation_run(tmp_path, synthetic_folder, monkeypatch)
     assert torch.allclose(model.stem.conv.weight, t_model.stem.conv.weight, atol=0.2)
 
 
+def test_grad_clip_bounds_every_step(tmp_path, synthetic_folder, monkeypatch):
+    """With momentum and weight decay off, each step moves the weights by lr x the clipped
+    gradient, so the whole run moves them at most steps x lr x clip; unclipped it moves further."""
+    monkeypatch.chdir(tmp_path)
+    start = train(tiny_config(tmp_path, synthetic_folder, name="start", epochs=1))
+
+    def moved(name: str, clip: float) -> float:
+        cfg = tiny_config(tmp_path, synthetic_folder, name=name, epochs=1, init_from=str(start), momentum=0.0,
+                          weight_decay=0.0, grad_clip=clip)
+        after, _ = load_checkpoint_model(train(cfg))
+        before, _ = load_checkpoint_model(start)
+        delta = torch.cat([(a.detach() - b.detach()).flatten() for a, b in zip(after.parameters(), before.parameters())])
+        return delta.norm().item()
+
+    clip = 1e-3
+    clipped = moved("clipped", clip)
+    free = moved("free", 0.0)
+    steps = -(-(len(load_source(str(synthetic_folder))) - 32) // 16)
+    assert clipped <= steps * 0.02 * clip * 1.0001
+    assert free > 10 * steps * 0.02 * clip
+
+
 def test_split_is_seeded_and_disjoint():
     a_train, a_val = train_val_split(1000, 100, seed=3)
     b_train, b_val = train_val_split(1000, 100, seed=3)

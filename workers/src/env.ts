@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { EngineChoice, WirePrecision } from "../../shared/src/schemas/classify.js";
 import { DEFAULT_MAX_BODY_BYTES } from "../../shared/src/upload.js";
 import { DEFAULT_MAX_PIXELS } from "../../shared/src/image.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { ModelName } from "./manifest.js";
 
 export const ExitMode = z.enum(["auto", "edge", "cloud"]);

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * manifest.json, schemaVersion 1: the executable form of docs/contracts.md. training/export.py

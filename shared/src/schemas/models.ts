@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { ManifestSummary } from "./manifest.js";
 
 /** `GET /v1/models` on either half. */

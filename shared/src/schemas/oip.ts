@@ -3,7 +3,7 @@
  * binding, as far as Fogline serves it on the edge. Field names are the protocol's (snake_case);
  * see kserve/open-inference-protocol `specification/protocol/inference_rest.md`.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { EngineChoice, ExitMode } from "./classify.js";
 
 /** `$parameter_value = $boolean | $number | $string`: parameters hold scalars only. */

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** 200 body of the cloud's `POST /v1/tail/{model}` (the split activation goes in as binary, see wire.ts). */
 export const TailResponse = z.object({

@@ -16,7 +16,7 @@ import {
   type OipServerMetadata,
 } from "../../../shared/src/schemas/oip.js";
 import { readLimited } from "../../../shared/src/upload.js";
-import { z } from "zod";
+import * as z from "zod";
 import { edgeConfig, type AppEnv } from "../env.js";
 import { MAX_BATCH, runPipeline } from "../infer/pipeline.js";
 import { servingRunner } from "../infer/session.js";

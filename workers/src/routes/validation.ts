@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { ApiError } from "../../../shared/src/errors.js";
 
 /** zValidator hook: a failed query parse becomes our 400 envelope instead of zod's raw error. */
