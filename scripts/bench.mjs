@@ -205,7 +205,7 @@ function bundleRows(bundle) {
     ["bundle: ORT WASM", `${fmt(bundle.ortWasm.rawKiB)} KiB`, `gzip ${fmt(bundle.ortWasm.gzipKiB)} KiB`, "gzip -9 per file"],
     ["bundle: our code + models", `${fmt(bundle.ours.rawKiB)} KiB`, `gzip ${fmt(bundle.ours.gzipKiB)} KiB`, "growth beyond the ORT WASM, every shipped model"],
     ...Object.entries(bundle.perModel ?? {}).map(([n, o]) => [`bundle: our code + ${n} alone`, `${fmt(o.rawKiB)} KiB`, `gzip ${fmt(o.gzipKiB)} KiB`, `FOGLINE_EDGE_MODELS=${n}`]),
-    ...bundle.files.map((f) => [`  file ${f.file.replace(/^[0-9a-f]{40}-/, "")}`, `${fmt(f.rawKiB)} KiB`, `gzip ${fmt(f.gzipKiB)} KiB`, "every shipped model"]),
+    ...bundle.files.map((f) => [`  file ${f.file.replace(/^([0-9a-f]{8})[0-9a-f]{32}-/, "$1…-")}`, `${fmt(f.rawKiB)} KiB`, `gzip ${fmt(f.gzipKiB)} KiB`, "every shipped model"]),
   ];
 }
 
@@ -424,6 +424,8 @@ function cost(res, manifest) {
 }
 
 // ---------------------------------------------------------------- report
+const fmt = (x) => (x === null || x === undefined ? "-" : typeof x === "number" ? x.toFixed(2) : x);
+
 function markdown(rows) {
   const line = (r) => `| ${r.map((c) => String(c).replace(/\|/g, "\\|")).join(" | ")} |`;
   return [line(rows[0]), line(rows[0].map(() => "---")), ...rows.slice(1).map(line)].join("\n");
@@ -438,7 +440,6 @@ function report(res, asMarkdown = false) {
   const e = res.edgeInWorkerd.perInference;
   const n = res.nodeOrt.timings;
   const rt = res.roundTrip;
-  const fmt = (x) => (x === null || x === undefined ? "-" : typeof x === "number" ? x.toFixed(2) : x);
   const rows = [
     ["measurement", "median ms", "p90 / p99 ms", "note"],
     ["edge in workerd: shipped cifar10", fmt(e.cifar10?.medianMs), fmt(e.cifar10?.p90Ms), "per inference, batch 1, (t(K)-t(0))/K; serving's ORT session"],

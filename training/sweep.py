@@ -4,10 +4,10 @@ For every (cut, edge bit width) it trains a hybrid model with the pipeline's own
 sweeps the exit threshold on validation with ``calibrate()``, and records accuracy, % at the
 edge, both energy models, the split tensor's wire bytes and the parameter bytes the edge ships.
 
-    python -m training.sweep run --dataset cifar10 --data data/cifar10 --out runs/sweep-cifar10 \\
-        --mode budget --init runs/cifar10-fp32/checkpoint.pt --epochs 2 --subset 0.2 \\
+    python -m training.sweep run --dataset cifar10 --data data/cifar10 \\
+        --mode budget --init checkpoints/cifar10-fp32-cpu.pt --epochs 2 --subset 0.2 \\
         --cuts 10,16,24 --bits 1,4,32
-    python -m training.sweep report runs/sweep-cifar10 runs/sweep-cifar100 --doc docs/design-space.md
+    python -m training.sweep report sweeps/cifar10 sweeps/cifar100 --doc docs/design-space.md
 
 ``run`` appends one line per finished configuration to ``<out>/results.jsonl``; a rerun skips
 those and resumes an interrupted one from its checkpoint (``<out>/runs/<name>/``). It then
@@ -670,7 +670,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     data = args.data or (TrainConfig.from_json(args.preset).data if args.preset else f"../shared/datasets/{dataset}-train-*.tar.gz")
     if args.mode == "budget" and not args.init:
         print("sweep: budget mode without --init trains every point from scratch for a few epochs", file=sys.stderr)
-    return SweepSpec(dataset=dataset, data=data, out=Path(args.out or f"runs/sweep-{dataset}"), mode=args.mode,
+    return SweepSpec(dataset=dataset, data=data, out=Path(args.out or f"sweeps/{dataset}"), mode=args.mode,
                      cuts=parse_ints(args.cuts), bits=parse_ints(args.bits), epochs=args.epochs, subset=args.subset,
                      init=args.init, teacher=args.teacher, kd_weight=args.kd_weight, goal=args.goal, seed=args.seed,
                      val_size=args.val_size, preset=args.preset, overrides=args.set, include_shipped=not args.no_shipped,
@@ -683,7 +683,7 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("run", help="train and measure the grid (resumable), write tables and plots")
     run.add_argument("--dataset", help="name for reports (default: the preset's, else cifar10)")
     run.add_argument("--data", help="training source (default: ../shared/datasets/<dataset>-train-*.tar.gz)")
-    run.add_argument("--out", help="sweep folder (default runs/sweep-<dataset>)")
+    run.add_argument("--out", help="sweep folder (default sweeps/<dataset>: results are committed, its runs/ and init/ are git-ignored)")
     run.add_argument("--mode", choices=("full", "budget"), default="budget")
     run.add_argument("--cuts", default=",".join(map(str, VALID_CUTS)))
     run.add_argument("--bits", default=",".join(map(str, VALID_BITS)), help="edge weight = activation bit widths")

@@ -146,3 +146,18 @@ def test_speed_probe_reports_a_step_time():
 
     r = time_steps(TrainConfig(batch_size=4, device="cpu", threads=1), steps=2, warmup=1)
     assert r["medianStepSeconds"] > 0 and r["projectedEpochSeconds"] == pytest.approx(r["medianStepSeconds"] * 11250, rel=1e-2)
+
+
+def test_every_preset_parses_and_names_a_valid_model():
+    """training/configs/*.json: known keys only, and a model the pipeline can build."""
+    from pathlib import Path
+
+    from training.model import VALID_BITS, VALID_CUTS
+
+    presets = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
+    assert presets
+    for p in presets:
+        cfg = TrainConfig.from_json(str(p))
+        assert cfg.name == p.stem, p
+        assert cfg.cut in VALID_CUTS and cfg.weight_bits in VALID_BITS and cfg.act_bits in VALID_BITS, p
+        assert (cfg.teacher is None) == (cfg.kd_weight == 0.0), p
