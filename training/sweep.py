@@ -634,7 +634,9 @@ def models_section() -> str:
         f"2..8-bit MAC = {pj['int8Mult']} + {pj['int32Add']} pJ (int8 mult + int32 add); 1-bit MAC = {pj['int8Add']} pJ; "
         f"plus every weight bit read once from SRAM at {pj['sramRead64Bit']} pJ per 64 bits; FC layers included. "
         "Constants: `shared/energy.json` (the TypeScript side reads the same file).",
-        "- Modelled energy is not measured time: onnxruntime has no XNOR/popcount kernels, binarized convs run as float convs.",
+        "- Modelled energy is not measured time ([performance.md](performance.md) measures time): the Worker runs quantized "
+        "convs as integer convolutions in onnxruntime-web, and W1A1 edges of at most 32 channels as XNOR + popcount in the "
+        "packed engine.",
         f"- *Wire bytes*: one image's split tensor c x h x w x (4, 2, 1) bytes plus the {WIRE_HEADER_BYTES}-byte header of "
         "`shared/src/wire.ts` (48 fixed bytes + 4 per dimension, rank 4).",
         f"- *Edge params stored*: as `edge.onnx` holds them — codes of <= {INT8_MAX_BITS}-bit weights as int8 (1 byte each) plus a "
