@@ -55,9 +55,6 @@ def quantize_weight(weight: Tensor, bits: int) -> Tensor:
     return w + (q - w).detach()
 
 
-EXIT_WEIGHT_BITS = 8  # the exit FC's weights (per-row symmetric int8; see exit_weight_codes)
-
-
 def exit_weight_codes(weight: Tensor) -> tuple[Tensor, Tensor]:
     """Per-row symmetric int8 codes in [-127, 127] and float32 scales of the exit FC's weight
     ([classes, features]): the weight is ``codes * scale[:, None]``, scale = max |w| / 127.
@@ -65,7 +62,7 @@ def exit_weight_codes(weight: Tensor) -> tuple[Tensor, Tensor]:
     Why: the exit FC is the largest float tensor the Worker bundles (CIFAR-100: 100 x 256), and
     as int8 it is 4x smaller (gzip ~4x too) for a change far below the validation noise. The
     model computes its exit with these weights (``quantize_exit_weight``) and edge.onnx holds the
-    same codes behind a DequantizeLinear, whose ``float(code) * scale`` is this product exactly."""
+    same codes as ``Cast(codes) * scale``, this product exactly."""
     w = weight.detach()
     scale = w.abs().amax(dim=1).clamp_min(1e-12) / 127.0
     codes = torch.round(w / scale[:, None]).clamp(-127.0, 127.0)
@@ -73,7 +70,8 @@ def exit_weight_codes(weight: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def quantize_exit_weight(weight: Tensor) -> Tensor:
-    """The exit FC's weight as int8 codes x scale; in training an STE passes the gradient on."""
+    """The exit FC's weight as int8 codes x scale; an STE passes the gradient on. w + (q - w) is q
+    exactly: q and w lie within half a step of each other, so q - w is exact (Sterbenz)."""
     codes, scale = exit_weight_codes(weight)
     q = codes * scale[:, None]
     return weight + (q - weight).detach() if weight.requires_grad else q
