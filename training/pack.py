@@ -39,6 +39,8 @@ MAGIC = b"FGLE"
 VERSION = 2  # 2: the exit FC's weight as int8 codes + a float32 scale per row (was float32)
 FORMAT = "fogline-packed-w1a1/2"
 FILE_NAME = "edge.packed.bin"
+# the blob's element types by their header name (shared/src/packed.ts reads the same names)
+DTYPES = {"f32": np.float32, "i32": np.int32, "u32": np.uint32, "i8": np.int8}
 MAX_CHANNELS = 32  # one u32 word per pixel (workers/engine/binconv.ts)
 
 
@@ -257,7 +259,7 @@ def _write(structure: dict) -> bytes:
     blob = bytearray()
 
     def tensor(a: np.ndarray) -> dict:
-        dtype = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32", np.dtype(np.uint32): "u32", np.dtype(np.int8): "i8"}[a.dtype]
+        dtype = {np.dtype(t): name for name, t in DTYPES.items()}[a.dtype]
         ref = {"offset": len(blob), "length": int(a.size), "dtype": dtype}
         blob.extend(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes())
         blob.extend(b"\0" * (-len(blob) % 4))  # every tensor starts 4-aligned (typed array views)
@@ -298,11 +300,10 @@ def read_engine(data: bytes) -> dict:
     blob = memoryview(data)[12 + n:]
     if len(blob) != header["blobBytes"]:
         raise ValueError("engine file is truncated or has trailing bytes")
-    dtypes = {"f32": "<f4", "i32": "<i4", "u32": "<u4", "i8": "i1"}
 
     def walk(v):
         if isinstance(v, dict) and set(v) == {"offset", "length", "dtype"}:
-            return np.frombuffer(blob, dtypes[v["dtype"]], v["length"], v["offset"]).copy()
+            return np.frombuffer(blob, np.dtype(DTYPES[v["dtype"]]).newbyteorder("<"), v["length"], v["offset"]).copy()
         if isinstance(v, dict):
             return {k: walk(x) for k, x in v.items()}
         if isinstance(v, list):
