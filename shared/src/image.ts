@@ -5,7 +5,7 @@
  */
 import { convertIndexedToRgb, decode as decodePng } from "fast-png";
 import { Unzlib } from "fflate";
-import jpeg from "jpeg-js";
+import decodeJpeg from "jpeg-js/lib/decoder.js";
 import { ApiError } from "./errors.js";
 
 export type ImageFormat = "png" | "jpeg";
@@ -124,7 +124,7 @@ function pngToRgb(bytes: Uint8Array): RgbImage {
 }
 
 function jpegToRgb(bytes: Uint8Array, maxPixels: number): RgbImage {
-  const img = jpeg.decode(bytes, {
+  const img = decodeJpeg(bytes, {
     useTArray: true,
     formatAsRGBA: false,
     tolerantDecoding: false,

@@ -1,5 +1,7 @@
 import base64
+import gzip
 import json
+import tempfile
 
 import numpy as np
 import onnx
@@ -66,12 +68,41 @@ def test_integer_edge_runs_every_quantized_conv_as_convinteger(bits):
     g = build_edge(model, integer_convs=True)
     ops = [n.op_type for n in g.graph.node]
     assert ops.count("ConvInteger") == 16 and ops.count("Conv") == 2  # stem + one projection shortcut
-    u8 = {t.name: onnx.numpy_helper.to_array(t) for t in g.graph.initializer if t.name.endswith("weight_u8")}
+    u8 = conv_integer_weights(g)
     assert len(u8) == 16 and all(w.dtype == np.uint8 for w in u8.values())
+    nibbles = [t for t in g.graph.initializer if t.name.endswith("weight_u8.nibbles")]
+    assert len(nibbles) == (16 if bits == 4 else 0)  # 4-bit codes: two per byte in the file
     zero = {t.name: int(onnx.numpy_helper.to_array(t)) for t in g.graph.initializer if t.name.endswith("w_zero")}
     n = 2**bits - 1  # codes are odd integers in [-n, n], shifted by the zero point n
     assert set(zero.values()) <= set(range(1, n + 1))
     assert all(w.max() <= 2 * n for w in u8.values())
+
+
+def conv_integer_weights(g: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Every ConvInteger's weight as onnxruntime sees it: a plain initializer, or the nibble
+    unpacking that it folds into one (read back from the optimised model)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.optimized_model_filepath = f"{tmp}/basic.onnx"
+        ort.InferenceSession(g.SerializeToString(), opts)
+        folded = onnx.load(opts.optimized_model_filepath)
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in folded.graph.initializer}
+    return {n.input[1]: inits[n.input[1]] for n in folded.graph.node if n.op_type == "ConvInteger"}
+
+
+def test_nibble_packed_weights_compute_exactly_the_plain_graph_and_ship_smaller():
+    model = randomised(ModelConfig(cut=16, weight_bits=4, act_bits=4), seed=5)
+    packed, plain = build_edge(model, True, pack_nibbles=True), build_edge(model, True, pack_nibbles=False)
+    assert "BitShift" in {n.op_type for n in packed.graph.node} and "BitShift" not in {n.op_type for n in plain.graph.node}
+    a, b = conv_integer_weights(packed), conv_integer_weights(plain)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    x = torch.randn(8, 3, 32, 32).numpy()
+    for p, q in zip(ort.InferenceSession(packed.SerializeToString()).run(None, {"image": x}),
+                    ort.InferenceSession(plain.SerializeToString()).run(None, {"image": x})):
+        np.testing.assert_array_equal(p, q)
+    gz = lambda m: len(gzip.compress(m.SerializeToString(), 9))
+    assert gz(packed) < 0.93 * gz(plain), (gz(packed), gz(plain))
 
 
 def test_integer_edge_split_is_bitwise_close_to_float_edge():
