@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .config import TrainConfig, apply_overrides
 from .data import ImageSet, TensorLoader, load_source, train_val_split
-from .model import ModelConfig, SplitResNet, entropy, load_matching
+from .model import ModelConfig, SplitResNet, entropy, load_matching, realign_blocks
 
 
 # ---------------------------------------------------------------- hardware
@@ -54,6 +54,17 @@ def git_sha() -> str:
 
 def model_config(cfg: TrainConfig, num_classes: int) -> ModelConfig:
     return ModelConfig(num_classes=num_classes, cut=cfg.cut, weight_bits=cfg.weight_bits, act_bits=cfg.act_bits)
+
+
+def initial_weights(path: str | Path, dst: ModelConfig) -> dict[str, Tensor]:
+    """A checkpoint's weights laid onto a model's blocks for ``init_from``. A checkpoint saved by
+    train() carries its model config, so its blocks are renamed to land on the same ResNet blocks
+    (model.realign_blocks: whatever the two cuts, and a full-precision block's bn2 becomes a
+    quantized block's bn_out, the BN before the residual add). The sweep's init files are
+    realigned already and pass as they are."""
+    src = torch.load(path, map_location="cpu", weights_only=False)
+    source_config = src.get("model_config")
+    return realign_blocks(src["model"], source_config["cut"], dst) if source_config else src["model"]
 
 
 def load_checkpoint_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[SplitResNet, dict]:
@@ -225,8 +236,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     mcfg = model_config(cfg, len(train_set.classes))
     model = SplitResNet(mcfg).to(device).to(memory_format=torch.channels_last)
     if cfg.init_from:
-        src = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
-        copied = load_matching(model, src["model"])
+        copied = load_matching(model, initial_weights(cfg.init_from, mcfg))
         print(f"init: copied {len(copied)} tensors from {cfg.init_from}", file=sys.stderr)
     teacher = None
     if cfg.teacher and cfg.kd_weight > 0:

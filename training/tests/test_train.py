@@ -5,7 +5,7 @@ import torch
 
 from training.config import TrainConfig, apply_overrides
 from training.data import load_source, random_crop_flip, train_val_split
-from training.train import load_checkpoint_model, train
+from training.train import initial_weights, load_checkpoint_model, train
 
 
 def tiny_config(tmp_path, folder, **kw) -> TrainConfig:
@@ -41,6 +41,10 @@ def test_init_from_and_distillation_run(tmp_path, synthetic_folder, monkeypatch)
     t_model, _ = load_checkpoint_model(teacher)
     # the stem is shared by both architectures, so init_from copied it before training moved it a little
     assert torch.allclose(model.stem.conv.weight, t_model.stem.conv.weight, atol=0.2)
+    # the full-precision block's BN before the residual add starts the quantized block's bn_out
+    start = initial_weights(teacher, model.config)
+    assert torch.equal(start["edge.0.bn_out.weight"], t_model.edge[0].bn2.weight.detach())
+    assert "edge.0.bn2.weight" not in start
 
 
 def test_grad_clip_bounds_every_step(tmp_path, synthetic_folder, monkeypatch):
