@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: Fogline's performance, measured side by side in one run (docs/performance.md).
 //
-//   npm run bench [-- --quick] [-- --rounds N] [-- --requests N] [-- --cold N] [-- --out FILE]
+//   npm run bench [-- --quick] [-- --rounds N] [-- --requests N] [-- --warmup N] [-- --cold N] [-- --out FILE]
 //   npm run bench -- --bundle-only     the bundle sizes alone (seconds; no timing)
 //
 // What it measures (variants interleaved round by round, so background load hits all alike):
@@ -46,6 +46,9 @@ const quick = flag("quick");
 const ROUNDS = Number(opt("rounds", quick ? 5 : 25)); // edge-in-workerd rounds
 const REQUESTS = Number(opt("requests", quick ? 40 : 200)); // round-trip requests per variant
 const COLD = Number(opt("cold", quick ? 1 : 3)); // fresh isolates
+// Untimed requests per round-trip target first: V8 tiers ORT's WASM up over the first tens of
+// runs (cold start: the 10th answer still takes ~2x a warm one), which is start-up, not p99.
+const WARMUP = Number(opt("warmup", quick ? 5 : 50));
 const OUT = resolve(root, opt("out", ".bench/results.json"));
 const benchDir = join(root, ".bench");
 const tree = join(benchDir, "tree");
@@ -280,7 +283,7 @@ async function roundTrips(targets, png) {
   const lat = Object.fromEntries(targets.map((t) => [t.name, []]));
   const headers = { "content-type": "image/png" };
   const init = async (t) => (t.make ? { method: "POST", ...(await t.make()) } : { method: t.method ?? "POST", body: t.method === "GET" ? undefined : png, headers });
-  for (const t of targets) for (let i = 0; i < 5; i++) await ok(t.url, await init(t)); // warm
+  for (let i = 0; i < WARMUP; i++) for (const t of targets) await ok(t.url, await init(t));
   const answered = {};
   for (let i = 0; i < REQUESTS; i++) {
     for (let j = 0; j < targets.length; j++) {
@@ -593,7 +596,7 @@ async function main() {
       platform: `${os.platform()} ${os.release()}`,
     },
     model: { name: manifest.name, version: manifest.version, fingerprint: manifest.fingerprint },
-    settings: { rounds: ROUNDS, requests: REQUESTS, coldIsolates: COLD },
+    settings: { rounds: ROUNDS, requests: REQUESTS, warmup: WARMUP, coldIsolates: COLD },
     edgeInWorkerd: edgeInWorkerdRes,
     nodeOrt: nodeRes,
     roundTrip,
