@@ -3,6 +3,8 @@
 //
 //   npm run bench [-- --quick] [-- --rounds N] [-- --requests N] [-- --warmup N] [-- --cold N] [-- --out FILE]
 //   npm run bench -- --bundle-only     the bundle sizes alone (seconds; no timing)
+//   npm run bench -- --doc docs/performance.md   also writes the goals and the table into the doc's
+//                                      bench:begin/end section
 //
 // What it measures (variants interleaved round by round, so background load hits all alike):
 //   edge part inside workerd   wrangler dev with a bench-only entry (scripts/bench/worker.ts): a
@@ -440,10 +442,15 @@ function table(rows) {
 }
 
 function report(res, asMarkdown = false) {
+  const rows = reportRows(res);
+  return asMarkdown ? markdown(rows) : table(rows);
+}
+
+function reportRows(res) {
   const e = res.edgeInWorkerd.perInference;
   const n = res.nodeOrt.timings;
   const rt = res.roundTrip;
-  const rows = [
+  return [
     ["measurement", "median ms", "p90 / p99 ms", "note"],
     ["edge in workerd: shipped cifar10", fmt(e.cifar10?.medianMs), fmt(e.cifar10?.p90Ms), "per inference, batch 1, (t(K)-t(0))/K; serving's ORT session"],
     ["edge in workerd: shipped cifar10, packed engine", fmt(e["cifar10 packed"]?.medianMs), fmt(e["cifar10 packed"]?.p90Ms), "the same, bit-packed XNOR/popcount WASM SIMD (workers/src/engine/)"],
@@ -474,7 +481,63 @@ function report(res, asMarkdown = false) {
     ...Object.entries(res.cost.usdPerMillion).map(([k, v]) => [`$ per million: ${k}`, fmt(v), "", k === "workersAi" ? "Workers AI image classification" : "Workers Paid marginal prices, see cost.assumptions"]),
     ...bundleRows(res.bundle),
   ];
-  return asMarkdown ? markdown(rows) : table(rows);
+}
+
+/** Issue 7's goals against this run: [goal, measured, met?]. Where the shipped model has a packed
+ * engine, both engines are judged (the packed one serves it by default; ORT serves the others). */
+function goals(res) {
+  const e = res.edgeInWorkerd.perInference;
+  const rt = res.roundTrip;
+  const yes = (ok) => (ok ? "yes" : "**no**");
+  const engines = [["packed", " packed engine", "packed"], ["onnxruntime", "", "ort"]].filter(([, , k]) => res.coldStart[k]);
+  const edgeRow = (name, key) => [name, e[key]?.medianMs];
+  const edges = [edgeRow("packed", "cifar10 packed"), edgeRow("onnxruntime", "cifar10")].filter(([, v]) => v !== undefined);
+  const trip = (kind, engine) => rt[engine === "packed" ? `${kind}-answered, packed engine` : `${kind}-answered (exit=${kind})`];
+  const list = (xs, unit = " ms") => xs.map(([n, v]) => `${n} ${fmt(v)}${unit}`).join("; ");
+  const floor = rt["no inference (GET /__bench/ping on the Worker)"];
+  const rows = [["goal", "measured in this run", "met?"]];
+  rows.push(["edge part in workerd <= 3 ms (moonshot 1 ms)", list(edges), edges.map(([n, v]) => `${n}: ${yes(v <= 3)}${v <= 1 ? " (and <= 1 ms)" : ""}`).join("; ")]);
+  for (const [kind, limit] of [["edge", 12], ["cloud", 20]]) {
+    const xs = engines.map(([n]) => [n, trip(kind, n).p50Ms]);
+    rows.push([`round trip p50 <= ${limit} ms, ${kind}-answered`, list(xs), xs.map(([n, v]) => `${n}: ${yes(v <= limit)}`).join("; ")]);
+  }
+  const p99 = engines.flatMap(([n]) => ["edge", "cloud"].map((k) => [`${k} ${n}`, trip(k, n).p99OverP50]));
+  rows.push(["p99 under 2x p50", `${list(p99, "x")}; the no-inference route's own: ${fmt(floor.p99OverP50)}x`, p99.map(([n, v]) => `${n}: ${yes(v < 2)}`).join("; ")]);
+  const acc = res.wire.accuracy;
+  const cost8 = acc?.int8?.hybridCostPoints;
+  rows.push(["int8 on the wire if it costs <= 0.1 points", acc ? `hybrid ${fmt(cost8)} points, final exit ${fmt(acc.int8.finalCostPoints)} points (${acc.model} ${acc.version}, ${acc.images} validation images)` : "run python -m training.wire_accuracy", acc ? yes(cost8 <= 0.1) : "-"]);
+  const cold = engines.map(([n, , k]) => [n, res.coldStart[k].medianMs]);
+  rows.push(["cold start <= 400 ms (first answer of a fresh isolate)", list(cold), cold.map(([n, v]) => `${n}: ${yes(v <= 400)}`).join("; ")]);
+  const later = [["packed", res.laterSession.packed?.medianMs], ["onnxruntime (opt=all, served)", res.laterSession.all?.medianMs]].filter(([, v]) => v !== undefined);
+  rows.push(["later sessions <= 15 ms", list(later), later.map(([n, v]) => `${n}: ${yes(v <= 15)}`).join("; ")]);
+  const kb = (kib) => (kib * 1024) / 1000;
+  const bundles = [["every shipped model", res.bundle.ours.gzipKiB], ...Object.entries(res.bundle.perModel ?? {}).map(([n, o]) => [`${n} alone`, o.gzipKiB])];
+  rows.push(["bundle growth beyond the ORT WASM <= 300 KB gzip", bundles.map(([n, v]) => `${n} ${fmt(kb(v))} KB`).join("; "), bundles.map(([n, v]) => `${n}: ${yes(kb(v) <= 300)}`).join("; ")]);
+  return rows;
+}
+
+/** Replaces the text between `<!-- bench:begin -->` and `<!-- bench:end -->` of a doc with this
+ * run: when, where, the command, the goals and the full table (docs/performance.md). */
+function writeDoc(file, res) {
+  const text = readFileSync(file, "utf8");
+  const [begin, end] = ["<!-- bench:begin (written by npm run bench -- --doc; do not edit by hand) -->", "<!-- bench:end -->"];
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`${file}: no ${begin} ... ${end} section to write`);
+  const m = res.machine;
+  const body = [
+    `Measured ${res.started.slice(0, 16).replace("T", " ")} UTC with`,
+    "",
+    `    ${res.command}`,
+    "",
+    `on ${m.cpu} (${m.cores} cores, ${fmt(m.memGiB)} GiB, ${m.platform}), Node ${m.node}, load average ${m.loadavgBefore.join(" ")} before and ${m.loadavgAfter.join(" ")} after; ` +
+      `shipped model \`${res.model.name}\` ${res.model.version}. Variants are interleaved round by round within this one run; compare them only within it.`,
+    "",
+    markdown(goals(res)),
+    "",
+    markdown(reportRows(res)),
+  ].join("\n");
+  writeFileSync(file, `${text.slice(0, i + begin.length)}\n${body}\n${text.slice(j)}`);
 }
 
 // ---------------------------------------------------------------- main
@@ -608,9 +671,11 @@ async function main() {
   results.cost = cost(results, manifest);
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(OUT.replace(/\.json$/, "") + ".md", `${report(results, true)}\n`);
+  writeFileSync(OUT.replace(/\.json$/, "") + ".md", `${markdown(goals(results))}\n\n${report(results, true)}\n`);
+  if (opt("doc")) writeDoc(resolve(root, opt("doc")), results);
   console.log(`Fogline bench: ${results.machine.cpu} x${results.machine.cores}, load ${results.machine.loadavgBefore.join(" ")} -> ${results.machine.loadavgAfter.join(" ")}, ${results.model.version}`);
   console.log(report(results));
+  console.log(`\n${table(goals(results))}`);
   console.log(`\nJSON: ${OUT} (markdown table next to it)`);
 }
 
