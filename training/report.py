@@ -47,6 +47,12 @@ def model_section(folder: Path, docs: Path) -> str:
         shutil.copyfile(folder / "calibration.png", img)
     log_epochs = t.get("epochs")
     b = m.get("baseline")
+    before = t.get("lineage") or []  # the runs this one started from, oldest first
+    started_from = ""
+    if before:
+        chain = ", then ".join(f"`{r['config']['name']}` ({r['epochs']} epochs, {r['wallSeconds'] / 60:.0f} min)" for r in before)
+        total_min = (t["wallSeconds"] + sum(r["wallSeconds"] for r in before)) / 60
+        started_from = f" It started from {chain}: {t.get('totalEpochs')} epochs and {total_min:.0f} min of training in all."
     rows = [
         *([(f"our full-precision ResNet-32 ({b['epochs']} epochs, same split)", pct(b["accuracy"]), "0 %", "1.00x", "1.00x")] if b else []),
         ("final exit only (full-precision tail)", pct(v.get("finalAccuracy")), "0 %", "-", "-"),
@@ -64,6 +70,7 @@ def model_section(folder: Path, docs: Path) -> str:
                   f"published reference {REFERENCE_FP.get(m['dataset'], 'n/a')}).")
         baseline_cmds = f"""    {train_command(b)}
 """
+        before = [r for r in before if r["config"]["name"] != b["config"]["name"]]  # listed once
         export_extra = f" --baseline {b['checkpoint']}"
     else:
         versus = f"No full-precision baseline trained by this pipeline yet for {m['dataset']} (published reference {REFERENCE_FP.get(m['dataset'], 'n/a')})."
@@ -71,7 +78,7 @@ def model_section(folder: Path, docs: Path) -> str:
     return f"""## {m['name']} ({m['dataset']}): W{a['weightBits']}A{a['activationBits']} edge, cut after {a['cut']} quantized convs
 
 Model `{m['version']}`, fingerprint `{m['fingerprint'][:16]}`. Trained {log_epochs} epochs on
-{t['device']} in {t['wallSeconds'] / 60:.0f} min (seed {t['seed']}, git {t['gitSha']}). Validation: {v.get('images', 0)} images
+{t['device']} in {t['wallSeconds'] / 60:.0f} min (seed {t['seed']}, git {t['gitSha']}).{started_from} Validation: {v.get('images', 0)} images
 carved from the training set (seed {t['seed']}); the threshold was chosen on them for the goal
 `{(m['exit'].get('calibration') or {}).get('goal', 'n/a')}`.
 
@@ -87,7 +94,7 @@ Target (issue 4): {TARGETS.get(m['dataset'], 'n/a')}.
 
 Reproduce{" (full-precision baseline first)" if b else ""}:
 
-{baseline_cmds}    {train_command(t)}
+{baseline_cmds}{"".join(f"    {train_command(r)}{chr(10)}" for r in before)}    {train_command(t)}
     python -m training.export --checkpoint runs/{t['config']['name']}/checkpoint.pt --out models/{m['name']} --name {m['name']} --data {t['config']['data']} --goal {(m['exit'].get('calibration') or {}).get('goal', 'within=1.0')}{export_extra}
 """
 

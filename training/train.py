@@ -67,6 +67,28 @@ def initial_weights(path: str | Path, dst: ModelConfig) -> dict[str, Tensor]:
     return realign_blocks(src["model"], source_config["cut"], dst) if source_config else src["model"]
 
 
+def lineage(path: str | Path) -> list[dict]:
+    """The training runs behind a checkpoint, oldest first, itself last: each run's config,
+    epochs, device, wall time and validation, so that a fine-tune's provenance (and the commands
+    that reproduce it) survive the removal of the checkpoints it started from. A checkpoint
+    written since this existed carries its ancestors; an older one is followed through its
+    ``init_from`` while those files exist; the sweep's init files through their ``source``."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if "config" not in ckpt:
+        return lineage(ckpt["source"]) if ckpt.get("source") else []
+    before = ckpt.get("lineage")
+    if before is None:
+        parent = ckpt["config"].get("init_from")
+        before = lineage(parent) if parent and Path(parent).exists() else []
+    return [*before, run_summary(ckpt)]
+
+
+def run_summary(ckpt: dict) -> dict:
+    return {"config": ckpt["config"], "epochs": ckpt["epoch"], "device": ckpt["device"],
+            "wallSeconds": round(ckpt["elapsed_seconds"], 1), "gitSha": ckpt["git_sha"],
+            "finishedAt": ckpt["saved_at"], "val": ckpt.get("val")}
+
+
 def load_checkpoint_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[SplitResNet, dict]:
     """Rebuild a model from a checkpoint (its own model config travels with it)."""
     ckpt = torch.load(path, map_location=device, weights_only=False)
@@ -235,8 +257,10 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
 
     mcfg = model_config(cfg, len(train_set.classes))
     model = SplitResNet(mcfg).to(device).to(memory_format=torch.channels_last)
+    ancestors: list[dict] = []  # the runs this one starts from (lineage), saved with every checkpoint
     if cfg.init_from:
         copied = load_matching(model, initial_weights(cfg.init_from, mcfg))
+        ancestors = lineage(cfg.init_from)
         print(f"init: copied {len(copied)} tensors from {cfg.init_from}", file=sys.stderr)
     teacher = None
     if cfg.teacher and cfg.kd_weight > 0:
@@ -296,7 +320,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         ckpt = {
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "loader_rng": train_loader.generator.get_state(), "epoch": epoch + 1, "config": cfg.to_dict(),
-            "model_config": mcfg.to_dict(), "classes": train_set.classes, "elapsed_seconds": elapsed,
+            "model_config": mcfg.to_dict(), "classes": train_set.classes, "elapsed_seconds": elapsed, "lineage": ancestors,
             "device": device_name(device), "git_sha": git_sha(), "val": metrics,
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }

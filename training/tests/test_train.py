@@ -5,7 +5,7 @@ import torch
 
 from training.config import TrainConfig, apply_overrides
 from training.data import load_source, random_crop_flip, train_val_split
-from training.train import initial_weights, load_checkpoint_model, train
+from training.train import initial_weights, lineage, load_checkpoint_model, train
 
 
 def tiny_config(tmp_path, folder, **kw) -> TrainConfig:
@@ -45,6 +45,18 @@ def test_init_from_and_distillation_run(tmp_path, synthetic_folder, monkeypatch)
     start = initial_weights(teacher, model.config)
     assert torch.equal(start["edge.0.bn_out.weight"], t_model.edge[0].bn2.weight.detach())
     assert "edge.0.bn2.weight" not in start
+
+
+def test_lineage_follows_init_from_and_survives_removed_ancestors(tmp_path, synthetic_folder, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = train(tiny_config(tmp_path, synthetic_folder, name="first", epochs=1, weight_bits=32, act_bits=32))
+    second = train(tiny_config(tmp_path, synthetic_folder, name="second", epochs=1, init_from=str(first)))
+    third = train(tiny_config(tmp_path, synthetic_folder, name="third", epochs=2, init_from=str(second)))
+    runs = lineage(third)
+    assert [(r["config"]["name"], r["epochs"]) for r in runs] == [("first", 1), ("second", 1), ("third", 2)]
+    first.unlink()  # the checkpoints a run started from may be removed later: it carries their provenance
+    assert [r["config"]["name"] for r in lineage(third)] == ["first", "second", "third"]
+    assert runs[0]["config"]["weight_bits"] == 32 and runs[0]["val"]["final_acc"] >= 0
 
 
 def test_grad_clip_bounds_every_step(tmp_path, synthetic_folder, monkeypatch):
