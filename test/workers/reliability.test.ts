@@ -103,10 +103,13 @@ describe("edge->cloud outages", () => {
   }, 120_000);
 
   describe("a cloud slower than the timeout", () => {
+    // The margin covers the edge inference and the clock calls on a loaded 2-core machine (a run
+    // beside two training jobs took 1204 ms for the 1000 ms timeout); the slow cloud answers
+    // 1500 ms after the timeout, so a timeout that is not enforced still fails by a wide margin.
     it.each([
       [1000, "CLOUD_TIMEOUT_MS=1000"],
       [2000, "the default 2 s"],
-    ])("degrades exit=auto within %i ms + 100 ms (%s), timed outside workerd", async (timeoutMs) => {
+    ])("degrades exit=auto within %i ms + 500 ms (%s), timed outside workerd", async (timeoutMs) => {
       await classifyOk({ query: { exit: "edge" } }); // ORT warm
       const slow = {
         CLOUD_URL: `http://127.0.0.1:${inject("slowCloudPort")}/delay/${timeoutMs + 1500}`,
@@ -119,17 +122,17 @@ describe("edge->cloud outages", () => {
       expect(body).toMatchObject({ degraded: true, exit: { at: "edge" } });
       expect(body.degradedReason).toMatch(/^timeout/);
       expect(t1 - t0).toBeGreaterThanOrEqual(timeoutMs - 5);
-      expect(t1 - t0).toBeLessThan(timeoutMs + 100);
+      expect(t1 - t0).toBeLessThan(timeoutMs + 500);
     });
 
-    it("answers exit=cloud with 503 cloud_unavailable within the timeout + 100 ms", async () => {
+    it("answers exit=cloud with 503 cloud_unavailable within the timeout + 500 ms", async () => {
       const slow = { CLOUD_URL: `http://127.0.0.1:${inject("slowCloudPort")}/delay/2500`, CLOUD_TIMEOUT_MS: "1000" };
       const t0 = await outsideClock();
       const res = await classify({ query: { exit: "cloud" }, env: slow });
       const t1 = await outsideClock();
       expect(res.status).toBe(503);
       expect(ErrorResponse.parse(await res.json()).error.code).toBe("cloud_unavailable");
-      expect(t1 - t0).toBeLessThan(1100);
+      expect(t1 - t0).toBeLessThan(1500);
     });
 
     it("still waits for a cloud that is slow but within the timeout", async () => {
