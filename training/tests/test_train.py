@@ -59,6 +59,22 @@ def test_lineage_follows_init_from_and_survives_removed_ancestors(tmp_path, synt
     assert runs[0]["config"]["weight_bits"] == 32 and runs[0]["val"]["final_acc"] >= 0
 
 
+def test_keep_slims_a_run_and_writes_its_lineage_in(tmp_path, synthetic_folder, monkeypatch):
+    from training.keep import keep
+
+    monkeypatch.chdir(tmp_path)
+    first = train(tiny_config(tmp_path, synthetic_folder, name="first", epochs=1, weight_bits=32, act_bits=32))
+    second = train(tiny_config(tmp_path, synthetic_folder, name="second", epochs=1, init_from=str(first)))
+    kept = keep(second.parent, tmp_path / "kept")
+    assert kept.name == "second.pt" and (tmp_path / "kept" / "second.log.jsonl").exists()
+    ckpt = torch.load(kept, map_location="cpu", weights_only=False)
+    assert not {"optimizer", "scheduler", "loader_rng"} & set(ckpt)
+    assert [r["config"]["name"] for r in ckpt["lineage"]] == ["first"]
+    model, _ = load_checkpoint_model(kept)  # export and init_from read it as before
+    original, _ = load_checkpoint_model(second)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.state_dict().values()))
+
+
 def test_grad_clip_bounds_every_step(tmp_path, synthetic_folder, monkeypatch):
     """With momentum and weight decay off, each step moves the weights by lr x the clipped
     gradient, so the whole run moves them at most steps x lr x clip; unclipped it moves further."""

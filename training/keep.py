@@ -1,0 +1,48 @@
+"""Keep a finished training run in checkpoints/ for later sessions: the weights and everything
+export and init_from read, without the optimizer, scheduler and loader state (a third of the
+size; a kept run is a starting point, not a run to resume), with the runs it started from
+written into it (`lineage`, so its provenance outlives their files), and its per-epoch log.
+
+    python -m training.keep runs/cifar10-w1a1-cut16-ft2-cpu [--to checkpoints]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+
+from .train import lineage
+
+RESUME_ONLY = ("optimizer", "scheduler", "loader_rng")
+
+
+def keep(run_dir: Path, to: Path) -> Path:
+    src = run_dir / "checkpoint.pt"
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    name = ckpt["config"]["name"]
+    slim = {k: v for k, v in ckpt.items() if k not in RESUME_ONLY}
+    slim["lineage"] = lineage(src)[:-1]
+    to.mkdir(parents=True, exist_ok=True)
+    out = to / f"{name}.pt"
+    torch.save(slim, out.with_suffix(".tmp"))
+    out.with_suffix(".tmp").replace(out)
+    if (run_dir / "log.jsonl").exists():
+        shutil.copyfile(run_dir / "log.jsonl", to / f"{name}.log.jsonl")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="a run folder holding checkpoint.pt (runs/<name>)")
+    ap.add_argument("--to", type=Path, default=Path("checkpoints"))
+    args = ap.parse_args(argv)
+    out = keep(args.run, args.to)
+    ckpt = torch.load(out, map_location="cpu", weights_only=False)
+    behind = " <- ".join(f"{r['config']['name']} ({r['epochs']} epochs)" for r in reversed(ckpt["lineage"]))
+    print(f"{out}: {ckpt['epoch']} epochs, {out.stat().st_size / 2**20:.1f} MiB" + (f", from {behind}" if behind else ""))
+
+
+if __name__ == "__main__":
+    main()
