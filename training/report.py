@@ -13,10 +13,78 @@ from pathlib import Path
 from .energy import load_constants
 
 REFERENCE_FP = {"cifar10": "92.8 %", "cifar100": "68.7 %"}  # public ResNet-32 checkpoints (DESIGN §7)
-TARGETS = {
-    "cifar10": "hybrid >= 91.0 % and within 1.0 point of our FP ResNet-32; >= 65 % at the edge; >= 5.5x (paper model)",
-    "cifar100": "hybrid >= 67.0 % and within 1.5 points of our FP ResNet-32; >= 52 % at the edge; >= 4.8x (paper model)",
+
+
+# Issue 4's targets, judged on the validation figures in each manifest
+TARGET_LIMITS = {
+    "cifar10": {"accuracy": 0.91, "within": 0.010, "edge": 0.65, "energy": 5.5},
+    "cifar100": {"accuracy": 0.67, "within": 0.015, "edge": 0.52, "energy": 4.8},
 }
+
+
+def target_verdicts(m: dict) -> list[tuple[str, bool]]:
+    """[(target, met?)] for a manifest."""
+    lim, v, b = TARGET_LIMITS.get(m["dataset"]), m["validation"] or {}, m.get("baseline")
+    if not lim or v.get("hybridAccuracy") is None:
+        return []
+    acc = v["hybridAccuracy"]
+    out = [(f">= {100 * lim['accuracy']:.1f} %", acc >= lim["accuracy"])]
+    if b:
+        out.append((f"within {100 * lim['within']:.1f} points of our FP ResNet-32 ({100 * (acc - b['accuracy']):+.2f})",
+                    acc >= b["accuracy"] - lim["within"] - 1e-9))
+    out.append((f">= {100 * lim['edge']:.0f} % at the edge", v["edgeFraction"] >= lim["edge"]))
+    out.append((f">= {lim['energy']}x", v.get("paperEnergyRatio", 0) >= lim["energy"]))
+    return out
+
+
+def target_text(dataset: str) -> str:
+    lim = TARGET_LIMITS.get(dataset)
+    if not lim:
+        return "n/a"
+    return (f"hybrid >= {100 * lim['accuracy']:.1f} % and within {100 * lim['within']:.1f} points of our FP ResNet-32; "
+            f">= {100 * lim['edge']:.0f} % at the edge; >= {lim['energy']}x (paper model)")
+
+
+def training_summary(t: dict) -> str:
+    """How a shipped model was trained, in a table cell: the runs behind it and their epochs."""
+    runs = [*(t.get("lineage") or []), t]
+    minutes = sum(r["wallSeconds"] for r in runs) / 60
+    kd = " with distillation" if t["config"].get("kd_weight", 0) > 0 else ""
+    if len(runs) == 1:
+        start = f"initialised from `{t['config']['init_from']}`{kd}" if t["config"].get("init_from") else "from scratch"
+        return f"{start}, {t['epochs']} epochs, {minutes:.0f} min"
+    first = runs[0]["config"]
+    start = "our FP ResNet-32" if first["weight_bits"] >= 32 and first["act_bits"] >= 32 else f"`{first['name']}`"
+    cycles = " + ".join(str(r["epochs"]) for r in runs[1:])
+    return (f"fine-tuned{kd} from {start} ({runs[0]['epochs']} epochs): {cycles} epochs; "
+            f"{sum(r['epochs'] for r in runs)} epochs, {minutes / 60:.1f} h in all")
+
+
+def readme_table(manifests: list[dict]) -> str:
+    rows = ["| model | edge | training | FP ResNet-32 (ours) | hybrid accuracy | at the edge | energy saving (paper model) | issue 4 targets met |",
+            "|---|---|---|---|---|---|---|---|"]
+    for m in manifests:
+        v, a, b = m["validation"] or {}, m["architecture"], m.get("baseline")
+        name = f"`{m['name']}`" + (" (default)" if m["name"] == "cifar10" else "")
+        verdicts = target_verdicts(m)
+        met = "; ".join(f"{t}: {'yes' if ok else '**no**'}" for t, ok in verdicts) or "-"
+        fp = f"{pct(b['accuracy'])} ({b['epochs']} epochs)" if b else "n/a"
+        rows.append(f"| {name} | W{a['weightBits']}A{a['activationBits']}, cut after {a['cut']} quantized convs | "
+                    f"{training_summary(m['training'])} | {fp} | "
+                    f"{pct(v.get('hybridAccuracy'))} | {pct(v.get('edgeFraction'))} | {v.get('paperEnergyRatio', 0):.2f}x | {met} |")
+    return "\n".join(rows)
+
+
+README_BEGIN = "<!-- models:begin (written by python -m training.report; do not edit by hand) -->"
+README_END = "<!-- models:end -->"
+
+
+def write_readme_table(readme: Path, manifests: list[dict]) -> None:
+    text = readme.read_text()
+    i, j = text.find(README_BEGIN), text.find(README_END)
+    if i < 0 or j < i:
+        raise SystemExit(f"{readme}: no {README_BEGIN} ... {README_END} section to write")
+    readme.write_text(f"{text[: i + len(README_BEGIN)]}\n{readme_table(manifests)}\n{text[j:]}")
 
 
 def pct(v: float | None) -> str:
@@ -88,7 +156,8 @@ carved from the training set (seed {t['seed']}); the threshold was chosen on the
 
 Accuracy of the answers given at the edge: {pct(v.get('edgeAccuracy'))}; given by the cloud: {pct(v.get('cloudAccuracy'))}.
 {versus}
-Target (issue 4): {TARGETS.get(m['dataset'], 'n/a')}.
+Target (issue 4): {target_text(m['dataset'])}.
+Met: {'; '.join(f"{t}: {'yes' if ok else 'no'}" for t, ok in target_verdicts(m)) or 'n/a'}.
 
 ![threshold curve](img/{img.name})
 
@@ -103,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="models")
     ap.add_argument("--out", default="docs/results.md")
+    ap.add_argument("--readme", default="README.md", help="also writes the models table between its models:begin/end markers ('' to skip)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     folders = sorted(p.parent for p in Path(args.models).glob("*/manifest.json"))
@@ -134,6 +204,9 @@ not measured: onnxruntime has no XNOR/popcount kernels.
               "the hybrid is compared with its own full-precision final exit." for d in ("cifar10", "cifar100") if d not in with_baseline) or "- Nothing: every dataset has a shipped hybrid and its full-precision baseline."}
 """)
     print(out)
+    if args.readme:
+        write_readme_table(Path(args.readme), [m for m in manifests if m["validation"]])
+        print(args.readme)
 
 
 if __name__ == "__main__":

@@ -24,3 +24,21 @@ def test_a_fine_tune_lists_every_run_behind_it_once(tmp_path):
     commands = [line.strip() for line in page.splitlines() if line.strip().startswith("python -m training.train")]
     names = [c.split("--config training/configs/")[1].split(".json")[0] for c in commands]
     assert names == [b["config"]["name"], "cifar10-w1a1-cut16-ft-cpu", "cifar10-w1a1-cut16-ft2-cpu"]
+
+
+def test_targets_are_judged_at_their_limits_and_written_into_the_readme_section(tmp_path):
+    from training.report import README_BEGIN, README_END, target_verdicts, write_readme_table
+
+    m = json.loads((SHIPPED / "manifest.json").read_text())
+    m["baseline"]["accuracy"] = 0.92
+    m["validation"].update(hybridAccuracy=0.91, edgeFraction=0.65, paperEnergyRatio=5.49)
+    assert target_verdicts(m) == [(">= 91.0 %", True), ("within 1.0 points of our FP ResNet-32 (-1.00)", True),
+                                  (">= 65 % at the edge", True), (">= 5.5x", False)]
+    m["validation"]["hybridAccuracy"] = 0.9099
+    assert [ok for _, ok in target_verdicts(m)][:2] == [False, False]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_BEGIN}\nold table\n{README_END}\noutro\n")
+    write_readme_table(readme, [m])
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith(f"intro\n{README_BEGIN}\n| model |") and text.endswith(f"{README_END}\noutro\n")
+    assert "| `cifar10` (default) | W1A1, cut after 16 quantized convs |" in text and "90.99 %" in text and ">= 5.5x: **no**" in text
