@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -99,10 +100,16 @@ def train_command(training: dict) -> str:
         base = json.loads(preset.read_text())
         from .config import TrainConfig
         defaults = TrainConfig.from_dict(base).to_dict()
-        overrides = [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in cfg.items()
+        overrides = [shlex.quote(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}") for k, v in cfg.items()
                      if defaults.get(k) != v and k not in ("out_dir",)]
         return f"python -m training.train --config {preset} " + " ".join(overrides)
-    return "python -m training.train " + " ".join(f"{k}={v}" for k, v in cfg.items())
+    return "python -m training.train " + " ".join(shlex.quote(f"{k}={v}") for k, v in cfg.items())
+
+
+def train_and_keep(training: dict) -> str:
+    """A run that a later one starts from (init_from / teacher / baseline): trained, then kept as
+    the checkpoints/<name>.pt the later presets name."""
+    return f"    {train_command(training)}\n    python -m training.keep runs/{training['config']['name']}\n"
 
 
 def model_section(folder: Path, docs: Path) -> str:
@@ -136,8 +143,7 @@ def model_section(folder: Path, docs: Path) -> str:
         versus = (f"Hybrid vs our full-precision ResNet-32: {100 * (v['hybridAccuracy'] - b['accuracy']):+.2f} points "
                   f"(baseline trained {b['epochs']} epochs on {b['device']} in {b['wallSeconds'] / 60:.0f} min, seed {b['seed']}, git {b['gitSha']}; "
                   f"published reference {REFERENCE_FP.get(m['dataset'], 'n/a')}).")
-        baseline_cmds = f"""    {train_command(b)}
-"""
+        baseline_cmds = train_and_keep(b)
         before = [r for r in before if r["config"]["name"] != b["config"]["name"]]  # listed once
         export_extra = f" --baseline {b['checkpoint']}"
     else:
@@ -163,8 +169,8 @@ Met: {'; '.join(f"{t}: {'yes' if ok else 'no'}" for t, ok in target_verdicts(m))
 
 Reproduce{" (full-precision baseline first)" if b else ""}:
 
-{baseline_cmds}{"".join(f"    {train_command(r)}{chr(10)}" for r in before)}    {train_command(t)}
-    python -m training.export --checkpoint runs/{t['config']['name']}/checkpoint.pt --out models/{m['name']} --name {m['name']} --data {t['config']['data']} --goal {(m['exit'].get('calibration') or {}).get('goal', 'within=1.0')}{export_extra}
+{baseline_cmds}{"".join(train_and_keep(r) for r in before)}    {train_command(t)}
+    python -m training.export --checkpoint runs/{t['config']['name']}/checkpoint.pt --out models/{m['name']} --name {m['name']} --data {shlex.quote(t['config']['data'])} --goal {(m['exit'].get('calibration') or {}).get('goal', 'within=1.0')}{export_extra}
 """
 
 
