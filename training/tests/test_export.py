@@ -199,7 +199,7 @@ def onnx_conv_macs(model: onnx.ModelProto) -> int:
     total = 0
     for n in model.graph.node:
         if n.op_type in ("Conv", "ConvInteger"):
-            o, i, kh, kw = inits.get(n.input[1]) or dq[n.input[1]]
+            o, i, kh, kw = inits.get(n.input[1]) or dq.get(n.input[1]) or shapes[n.input[1]]  # or unpacked nibbles
             h, w = shapes[n.output[0]][2:]
             total += o * i * kh * kw * h * w
     return total
