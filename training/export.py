@@ -27,7 +27,7 @@ from .model import SplitResNet
 from .onnx_graph import DEFAULT_INTEGER_CONVS, build_cloud, build_edge
 from .pack import pack_folder
 from .preprocess import preprocess
-from .train import lineage, load_checkpoint_model, predict
+from .train import lineage_of, load_checkpoint_model, predict
 from .data import TensorLoader, ImageSet
 
 
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     training = {"config": cfg, "epochs": ckpt["epoch"], "device": ckpt["device"], "wallSeconds": round(ckpt["elapsed_seconds"], 1),
                 "seed": cfg["seed"], "gitSha": ckpt["git_sha"], "finishedAt": ckpt["saved_at"], "checkpointValidation": ckpt.get("val")}
     # the runs it started from (a fine-tune's full-precision start, earlier cycles), oldest first
-    ancestors = lineage(args.checkpoint)[:-1]
+    ancestors = lineage_of(ckpt)[:-1]
     if ancestors:
         training["lineage"] = ancestors
     training["totalEpochs"] = ckpt["epoch"] + sum(r["epochs"] for r in ancestors)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .train import lineage
+from .train import lineage_of
 
 RESUME_ONLY = ("optimizer", "scheduler", "loader_rng")
 
@@ -23,7 +23,7 @@ def keep(run_dir: Path, to: Path) -> Path:
     ckpt = torch.load(src, map_location="cpu", weights_only=False)
     name = ckpt["config"]["name"]
     slim = {k: v for k, v in ckpt.items() if k not in RESUME_ONLY}
-    slim["lineage"] = lineage(src)[:-1]
+    slim["lineage"] = lineage_of(ckpt)[:-1]
     to.mkdir(parents=True, exist_ok=True)
     out = to / f"{name}.pt"
     torch.save(slim, out.with_suffix(".tmp"))

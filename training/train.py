@@ -56,13 +56,12 @@ def model_config(cfg: TrainConfig, num_classes: int) -> ModelConfig:
     return ModelConfig(num_classes=num_classes, cut=cfg.cut, weight_bits=cfg.weight_bits, act_bits=cfg.act_bits)
 
 
-def initial_weights(path: str | Path, dst: ModelConfig) -> dict[str, Tensor]:
-    """A checkpoint's weights laid onto a model's blocks for ``init_from``. A checkpoint saved by
-    train() carries its model config, so its blocks are renamed to land on the same ResNet blocks
-    (model.realign_blocks: whatever the two cuts, and a full-precision block's bn2 becomes a
-    quantized block's bn_out, the BN before the residual add). The sweep's init files are
-    realigned already and pass as they are."""
-    src = torch.load(path, map_location="cpu", weights_only=False)
+def initial_weights(src: dict, dst: ModelConfig) -> dict[str, Tensor]:
+    """A loaded checkpoint's weights laid onto a model's blocks for ``init_from``. A checkpoint
+    saved by train() carries its model config, so its blocks are renamed to land on the same
+    ResNet blocks (model.realign_blocks: whatever the two cuts, and a full-precision block's bn2
+    becomes a quantized block's bn_out, the BN before the residual add). The sweep's init files
+    are realigned already and pass as they are."""
     source_config = src.get("model_config")
     return realign_blocks(src["model"], source_config["cut"], dst) if source_config else src["model"]
 
@@ -73,7 +72,11 @@ def lineage(path: str | Path) -> list[dict]:
     that reproduce it) survive the removal of the checkpoints it started from. A checkpoint
     written since this existed carries its ancestors; an older one is followed through its
     ``init_from`` while those files exist; the sweep's init files through their ``source``."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    return lineage_of(torch.load(path, map_location="cpu", weights_only=False))
+
+
+def lineage_of(ckpt: dict) -> list[dict]:
+    """lineage() of a checkpoint already loaded."""
     if "config" not in ckpt:
         return lineage(ckpt["source"]) if ckpt.get("source") else []
     before = ckpt.get("lineage")
@@ -259,8 +262,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     model = SplitResNet(mcfg).to(device).to(memory_format=torch.channels_last)
     ancestors: list[dict] = []  # the runs this one starts from (lineage), saved with every checkpoint
     if cfg.init_from:
-        copied = load_matching(model, initial_weights(cfg.init_from, mcfg))
-        ancestors = lineage(cfg.init_from)
+        src = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+        copied = load_matching(model, initial_weights(src, mcfg))
+        ancestors = lineage_of(src)
         print(f"init: copied {len(copied)} tensors from {cfg.init_from}", file=sys.stderr)
     teacher = None
     if cfg.teacher and cfg.kd_weight > 0:
