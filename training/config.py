@@ -53,6 +53,14 @@ class TrainConfig:
     max_epochs_this_run: int = 0  # stop after this many epochs (resume later); 0 = no limit
     max_minutes: float = 0.0  # stop (after finishing the current epoch's checkpoint) past this; 0 = none
 
+    def __post_init__(self) -> None:
+        if self.schedule not in ("multistep", "onecycle"):
+            raise ValueError(f"schedule {self.schedule!r}: expected multistep or onecycle")
+        if self.time_budget_minutes > 0 and self.schedule != "onecycle":
+            # multistep has no notion of a deadline: the run would go on past the budget (on a lent
+            # GPU, past the call's limit, and come back with nothing)
+            raise ValueError("time_budget_minutes needs schedule=onecycle (a multistep run ignores a wall-clock budget)")
+
     @classmethod
     def from_json(cls, path: str | Path) -> "TrainConfig":
         return cls.from_dict(json.loads(Path(path).read_text()))

@@ -1,24 +1,50 @@
 #!/usr/bin/env bash
-# One prepared command for a lent GPU machine (device tool): train a preset within one call,
-# export, and leave everything under $OUT. Nothing to install there (torch 2.11, onnx,
-# onnxruntime are present). See training/README.md, "Training on a lent GPU".
+# One prepared command for a lent GPU machine (device tool): within one call, train a dataset's
+# full-precision ResNet-32 (baseline and teacher), then its hybrid initialised from and distilled
+# from it, export the hybrid with parity and calibration, and leave everything under $OUT.
+# Nothing to install there (torch, onnx, onnxruntime are present). See training/README.md,
+# "Training on a lent GPU".
 #
-#   bash training/gpu_run.sh CONFIG MODEL_NAME MINUTES [key=value ...]
+#   bash training/gpu_run.sh DATASET FP_MINUTES HYBRID_MINUTES [key=value ...]
 #
-# Expects both archive halves of the preset's dataset under data/device/ (carried one per call).
+# DATASET is cifar10 or cifar100: presets training/configs/DATASET-fp32-gpu.json and
+# DATASET-w*-gpu.json. The key=value overrides go to both stages (device=cpu for a rehearsal).
+# Each stage's budget is wall-clock training time (one-cycle annealed to it); add ~1.5 min for
+# loading, the stage switch and the export: the device tool stops a command at 10 min.
+# Expects both archive halves under data/device/ (carried one per call) unless DATA says otherwise.
+#
+# Environment: PYTHON (default python3), OUT (default out), RUNS (default runs), DATA (default the
+# archives under data/device/), MODEL_OUT (default models/DATASET: the export overwrites the shipped
+# model there; compare before committing).
 set -euo pipefail
-config=$1; model=$2; minutes=$3; shift 3
+dataset=$1; fp_minutes=$2; hybrid_minutes=$3; shift 3
 export PYTHONUNBUFFERED=1
-out=${OUT:-out}
-mkdir -p "$out"
-python=${PYTHON:-$(command -v python3)}  # PYTHON=.venv/bin/python for a CPU rehearsal
-name=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['name'])" "$config")
-dataset=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['dataset'])" "$config")
-data="data/device/${dataset}-train-*.tar.gz"
+out=${OUT:-out}; runs=${RUNS:-runs}; model_out=${MODEL_OUT:-models/$dataset}
+python=${PYTHON:-$(command -v python3)}
+fp_config=training/configs/$dataset-fp32-gpu.json
+hybrid_config=$(ls training/configs/"$dataset"-w*-gpu.json)  # cifar10-w* does not match cifar100-*
+field() { "$python" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+fp_name=$(field "$fp_config" name); hybrid_name=$(field "$hybrid_config" name)
+# the shipped model's calibration goal (e.g. edge=0.67), read before the export replaces it
+goal=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['exit']['calibration']['goal'])" "models/$dataset/manifest.json")
+data=${DATA:-data/device/$dataset-train-*.tar.gz}
 ls $data >/dev/null  # fail early if the archives were not carried
+mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 
-"$python" -m training.train --config "$config" data="$data" device=cuda time_budget_minutes="$minutes" "$@" 2>&1 | tee "$out/train.log"
-"$python" -m training.export --checkpoint "runs/$name/checkpoint.pt" --out "models/$model" --name "$model" --data "$data" 2>&1 | tee -a "$out/train.log"
-tar -czf "$out/result.tar.gz" "models/$model" "runs/$name/checkpoint.pt" "runs/$name/log.jsonl"
+# Stage 1: the full-precision network. Its run comes back on its own, so a later failure or a
+# timeout still returns a new baseline and teacher.
+"$python" -m training.train --config "$fp_config" data="$data" out_dir="$runs" \
+  time_budget_minutes="$fp_minutes" "$@" 2>&1 | tee "$out/train.log"
+tar -czf "$out/$fp_name.tar.gz" -C "$runs" "$fp_name/checkpoint.pt" "$fp_name/log.jsonl"
+
+# Stage 2: the hybrid, from and distilled from stage 1's network.
+teacher="$runs/$fp_name/checkpoint.pt"
+"$python" -m training.train --config "$hybrid_config" data="$data" out_dir="$runs" init_from="$teacher" \
+  teacher="$teacher" time_budget_minutes="$hybrid_minutes" "$@" 2>&1 | tee -a "$out/train.log"
+tar -czf "$out/$hybrid_name.tar.gz" -C "$runs" "$hybrid_name/checkpoint.pt" "$hybrid_name/log.jsonl"
+
+"$python" -m training.export --checkpoint "$runs/$hybrid_name/checkpoint.pt" --out "$model_out" --name "$dataset" \
+  --data "$data" --goal "$goal" --baseline "$teacher" 2>&1 | tee -a "$out/train.log"
+tar -czf "$out/model-$dataset.tar.gz" -C "$(dirname "$model_out")" "$(basename "$model_out")"
 ls -la "$out"

@@ -123,6 +123,14 @@ def test_overrides_are_typed_and_unknown_keys_rejected():
         raise AssertionError("unknown key accepted")
 
 
+def test_a_wall_clock_budget_needs_the_one_cycle_schedule():
+    with pytest.raises(ValueError, match="onecycle"):
+        apply_overrides(TrainConfig(), ["time_budget_minutes=7"])  # the default is multistep
+    with pytest.raises(ValueError, match="schedule"):
+        apply_overrides(TrainConfig(), ["schedule=cosine"])
+    assert apply_overrides(TrainConfig(), ["schedule=onecycle", "time_budget_minutes=7"]).time_budget_minutes == 7
+
+
 def test_folder_loader_orders_classes_alphabetically(synthetic_folder, tmp_path):
     ds = load_source(synthetic_folder, cache_dir=tmp_path)
     assert ds.classes == ["blue", "green", "red", "yellow"] and ds.images.shape == (192, 32, 32, 3)
