@@ -8,7 +8,8 @@
 #   bash training/gpu_run.sh DATASET FP_MINUTES HYBRID_MINUTES [key=value ...]
 #
 # DATASET is cifar10 or cifar100: presets training/configs/DATASET-fp32-gpu.json and
-# DATASET-w*-gpu.json. The key=value overrides go to both stages (device=cpu for a rehearsal).
+# DATASET-w*-gpu.json, on device=cuda. The key=value overrides go to both stages and come last
+# (device=cpu for a rehearsal).
 # Each stage's budget is wall-clock training time (one-cycle annealed to it); add ~1.5 min for
 # loading, the stage switch and the export: the device tool stops a command at 10 min.
 # Expects both archive halves under data/device/ (carried one per call) unless DATA says otherwise.
@@ -34,13 +35,13 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 
 # Stage 1: the full-precision network. Its run comes back on its own, so a later failure or a
 # timeout still returns a new baseline and teacher.
-"$python" -m training.train --config "$fp_config" data="$data" out_dir="$runs" \
+"$python" -m training.train --config "$fp_config" data="$data" out_dir="$runs" device=cuda \
   time_budget_minutes="$fp_minutes" "$@" 2>&1 | tee "$out/train.log"
 tar -czf "$out/$fp_name.tar.gz" -C "$runs" "$fp_name/checkpoint.pt" "$fp_name/log.jsonl"
 
 # Stage 2: the hybrid, from and distilled from stage 1's network.
 teacher="$runs/$fp_name/checkpoint.pt"
-"$python" -m training.train --config "$hybrid_config" data="$data" out_dir="$runs" init_from="$teacher" \
+"$python" -m training.train --config "$hybrid_config" data="$data" out_dir="$runs" device=cuda init_from="$teacher" \
   teacher="$teacher" time_budget_minutes="$hybrid_minutes" "$@" 2>&1 | tee -a "$out/train.log"
 tar -czf "$out/$hybrid_name.tar.gz" -C "$runs" "$hybrid_name/checkpoint.pt" "$hybrid_name/log.jsonl"
 
