@@ -24,10 +24,12 @@ out=${OUT:-out}; runs=${RUNS:-runs}; model_out=${MODEL_OUT:-models/$dataset}
 python=${PYTHON:-$(command -v python3)}
 fp_config=training/configs/$dataset-fp32-gpu.json
 hybrid_config=$(ls training/configs/"$dataset"-w*-gpu.json)  # cifar10-w* does not match cifar100-*
-field() { "$python" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+field() {  # field FILE KEY [KEY ...]: a (nested) value of a JSON file
+  "$python" -c "import functools,json,sys; print(functools.reduce(lambda v, k: v[k], sys.argv[2:], json.load(open(sys.argv[1]))))" "$@"
+}
 fp_name=$(field "$fp_config" name); hybrid_name=$(field "$hybrid_config" name)
 # the shipped model's calibration goal (e.g. edge=0.67), read before the export replaces it
-goal=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['exit']['calibration']['goal'])" "models/$dataset/manifest.json")
+goal=$(field "models/$dataset/manifest.json" exit calibration goal)
 data=${DATA:-data/device/$dataset-train-*.tar.gz}
 ls $data >/dev/null  # fail early if the archives were not carried
 mkdir -p "$out"
