@@ -12,6 +12,31 @@ export interface GraphRunner {
   run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
 }
 
+/** The part of an onnxruntime InferenceSession that onnxruntime-web and -node share. */
+export interface OrtSessionLike<OrtTensor> {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, { type: string; data: unknown; dims: readonly number[] }>>;
+}
+
+/**
+ * One run of an onnxruntime session (web or node) on our float32 tensors; `toOrt` builds the
+ * runtime's own Tensor. Every graph of docs/contracts.md has float32 outputs only.
+ */
+export async function runOrtSession<OrtTensor>(
+  session: OrtSessionLike<OrtTensor>,
+  toOrt: (t: Tensor) => OrtTensor,
+  feeds: Record<string, Tensor>,
+): Promise<Record<string, Tensor>> {
+  const ortFeeds: Record<string, OrtTensor> = {};
+  for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
+  const out = await session.run(ortFeeds);
+  const result: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(out)) {
+    if (t.type !== "float32") throw new Error(`output ${name} is ${t.type}, expected float32`);
+    result[name] = { data: t.data as Float32Array, dims: t.dims };
+  }
+  return result;
+}
+
 export const EDGE_INPUT = "image";
 export const EDGE_OUTPUTS = { exitLogits: "exit_logits", split: "split" } as const;
 export const CLOUD_INPUT = "split";

@@ -1,7 +1,7 @@
 import { ApiError } from "../../../shared/src/errors.js";
 import type { LogLevel } from "../../../shared/src/log.js";
 import { parsePackedEdge, verifyEngineChecksum } from "../../../shared/src/packed.js";
-import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
+import { type GraphRunner, runOrtSession, type Tensor } from "../../../shared/src/runner.js";
 import type { EngineChoice, EngineName } from "../../../shared/src/schemas/classify.js";
 import { PackedRunner } from "../engine/packed.js";
 import type { EdgeConfig } from "../env.js";
@@ -27,16 +27,8 @@ export class OrtWebRunner implements GraphRunner {
     return next;
   }
 
-  private async runNow(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor("float32", t.data, t.dims);
-    const out = await this.session.run(ortFeeds);
-    const result: Record<string, Tensor> = {};
-    for (const [name, t] of Object.entries(out)) {
-      if (t.type !== "float32") throw new Error(`output ${name} is ${t.type}, expected float32`);
-      result[name] = { data: t.data as Float32Array, dims: t.dims };
-    }
-    return result;
+  private runNow(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    return runOrtSession(this.session, (t) => new ort.Tensor("float32", t.data, t.dims), feeds);
   }
 }
 
