@@ -27,7 +27,8 @@ from .model import SplitResNet
 from .onnx_graph import DEFAULT_INTEGER_CONVS, build_cloud, build_edge
 from .pack import pack_folder
 from .preprocess import preprocess
-from .train import lineage_of, load_checkpoint_model, predict
+from .checkpoint import lineage_of, load_checkpoint_model
+from .train import predict
 from .data import TensorLoader, ImageSet
 
 

@@ -13,21 +13,16 @@ from pathlib import Path
 
 import torch
 
-from .train import lineage_of
-
-RESUME_ONLY = ("optimizer", "scheduler", "loader_rng")
+from .checkpoint import save_atomic, slim
 
 
 def keep(run_dir: Path, to: Path) -> Path:
     src = run_dir / "checkpoint.pt"
     ckpt = torch.load(src, map_location="cpu", weights_only=False)
     name = ckpt["config"]["name"]
-    slim = {k: v for k, v in ckpt.items() if k not in RESUME_ONLY}
-    slim["lineage"] = lineage_of(ckpt)[:-1]
     to.mkdir(parents=True, exist_ok=True)
     out = to / f"{name}.pt"
-    torch.save(slim, out.with_suffix(".tmp"))
-    out.with_suffix(".tmp").replace(out)
+    save_atomic(slim(ckpt), out)
     if (run_dir / "log.jsonl").exists():
         shutil.copyfile(run_dir / "log.jsonl", to / f"{name}.log.jsonl")
     return out

@@ -92,18 +92,22 @@ def pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.2f} %"
 
 
+def override(key: str, value: object) -> str:
+    """A config value as the command line takes it (config.parse_value): lists comma-separated."""
+    return shlex.quote(f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}")
+
+
 def train_command(training: dict) -> str:
+    """The command that reproduces a run: its preset plus what differed, or, for a run whose
+    preset has since been retired (the per-cycle fine-tunes), every setting spelled out."""
     cfg = training["config"]
     preset = Path("training/configs") / f"{cfg['name']}.json"
-    overrides = []
     if preset.exists():
-        base = json.loads(preset.read_text())
         from .config import TrainConfig
-        defaults = TrainConfig.from_dict(base).to_dict()
-        overrides = [shlex.quote(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}") for k, v in cfg.items()
-                     if defaults.get(k) != v and k not in ("out_dir",)]
+        defaults = TrainConfig.from_json(preset).to_dict()
+        overrides = [override(k, v) for k, v in cfg.items() if defaults.get(k) != v and k not in ("out_dir",)]
         return f"python -m training.train --config {preset} " + " ".join(overrides)
-    return "python -m training.train " + " ".join(shlex.quote(f"{k}={v}") for k, v in cfg.items())
+    return "python -m training.train " + " ".join(override(k, v) for k, v in cfg.items())
 
 
 def train_and_keep(training: dict) -> str:

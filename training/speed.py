@@ -15,14 +15,14 @@ import torch
 
 from .config import TrainConfig, apply_overrides
 from .model import ModelConfig, SplitResNet
-from .train import device_name, joint_loss, pick_device
+from .train import device_name, joint_loss, pick_device, use_autocast
 
 
 def time_steps(cfg: TrainConfig, steps: int, warmup: int = 3, num_classes: int = 10) -> dict:
     device = pick_device(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    amp = cfg.amp and device.type == "cuda"
+    amp = use_autocast(cfg, device)
     model = SplitResNet(ModelConfig(num_classes, cfg.cut, cfg.weight_bits, cfg.act_bits)).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(cfg.batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)

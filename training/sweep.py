@@ -36,7 +36,8 @@ from .data import ImageSet, TensorLoader
 from .energy import EnergyModel, PartCounts, load_constants
 from .model import VALID_BITS, VALID_CUTS, ModelConfig, QuantBlock, SplitResNet, describe, realign_blocks, split_shape
 from .onnx_graph import INT8_MAX_BITS, build_edge
-from .train import device_name, git_sha, load_checkpoint_model, load_data, pick_device, predict, train
+from .checkpoint import load_checkpoint_model
+from .train import device_name, git_sha, load_data, pick_device, predict, train
 
 # The configurations the shipped models use (DESIGN §2, the paper's two headline points): always
 # in a sweep of these datasets so that the published curve shows where the shipped model sits.

@@ -19,14 +19,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from .checkpoint import lineage_of, load_checkpoint_model, save_atomic, slim
 from .config import TrainConfig, apply_overrides
 from .data import ImageSet, TensorLoader, load_source, train_val_split
+from .locks import hold, holder
 from .model import ModelConfig, SplitResNet, entropy, load_matching, realign_blocks
+from .status import status_line, write_status
 
 
 # ---------------------------------------------------------------- hardware
+
+
+def use_autocast(cfg: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast: on CUDA with ``amp``, on the CPU only where ``cpu_bf16`` says it was measured faster."""
+    return cfg.amp if device.type == "cuda" else cfg.cpu_bf16
 
 
 def pick_device(cfg: TrainConfig) -> torch.device:
@@ -66,40 +75,6 @@ def initial_weights(src: dict, dst: ModelConfig) -> dict[str, Tensor]:
     return realign_blocks(src["model"], source_config["cut"], dst) if source_config else src["model"]
 
 
-def lineage(path: str | Path) -> list[dict]:
-    """The training runs behind a checkpoint, oldest first, itself last: each run's config,
-    epochs, device, wall time and validation, so that a fine-tune's provenance (and the commands
-    that reproduce it) survive the removal of the checkpoints it started from. A checkpoint
-    written since this existed carries its ancestors; an older one is followed through its
-    ``init_from`` while those files exist; the sweep's init files through their ``source``."""
-    return lineage_of(torch.load(path, map_location="cpu", weights_only=False))
-
-
-def lineage_of(ckpt: dict) -> list[dict]:
-    """lineage() of a checkpoint already loaded."""
-    if "config" not in ckpt:
-        return lineage(ckpt["source"]) if ckpt.get("source") else []
-    before = ckpt.get("lineage")
-    if before is None:
-        parent = ckpt["config"].get("init_from")
-        before = lineage(parent) if parent and Path(parent).exists() else []
-    return [*before, run_summary(ckpt)]
-
-
-def run_summary(ckpt: dict) -> dict:
-    return {"config": ckpt["config"], "epochs": ckpt["epoch"], "device": ckpt["device"],
-            "wallSeconds": round(ckpt["elapsed_seconds"], 1), "gitSha": ckpt["git_sha"],
-            "finishedAt": ckpt["saved_at"], "val": ckpt.get("val")}
-
-
-def load_checkpoint_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[SplitResNet, dict]:
-    """Rebuild a model from a checkpoint (its own model config travels with it)."""
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    model = SplitResNet(ModelConfig(**ckpt["model_config"])).to(device)
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt
-
-
 # ---------------------------------------------------------------- schedule / loss
 
 
@@ -126,11 +101,12 @@ def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int, clock: Clock) -
     epoch = step / steps_per_epoch
     if cfg.schedule == "multistep":
         return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
-    if cfg.schedule == "onecycle":
+    if cfg.schedule in ("onecycle", "cosine"):
         if epoch < cfg.warmup_epochs:
             return max(epoch / cfg.warmup_epochs, 1e-3)
         warm = cfg.warmup_epochs / cfg.epochs
-        return max(1.0 - (progress(cfg, step, steps_per_epoch, clock) - warm) / max(1.0 - warm, 1e-9), 0.0)
+        decayed = min(max((progress(cfg, step, steps_per_epoch, clock) - warm) / max(1.0 - warm, 1e-9), 0.0), 1.0)
+        return 1.0 - decayed if cfg.schedule == "onecycle" else 0.5 * (1.0 + math.cos(math.pi * decayed))
     raise ValueError(f"unknown schedule {cfg.schedule!r}")
 
 
@@ -193,7 +169,8 @@ def summarize(exit_logits: Tensor, logits: Tensor, labels: Tensor, tolerance: fl
 
 def train_one_epoch(model: nn.Module, loader: TensorLoader, opt: torch.optim.Optimizer,
                     sched: torch.optim.lr_scheduler.LRScheduler, cfg: TrainConfig,
-                    teacher: nn.Module | None, amp: bool, desc: str, finished: Callable[[], bool] = lambda: False) -> dict:
+                    teacher: nn.Module | None, amp: bool, desc: str, finished: Callable[[], bool] = lambda: False,
+                    ema: AveragedModel | None = None) -> dict:
     model.train()
     total_loss, total_correct, total_exit_correct, seen = 0.0, 0, 0, 0
     bar = tqdm(loader, desc=desc, leave=False, mininterval=1.0 if sys.stderr.isatty() else 60.0, file=sys.stderr)
@@ -211,6 +188,8 @@ def train_one_epoch(model: nn.Module, loader: TensorLoader, opt: torch.optim.Opt
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         bs = len(y)
         seen += bs
         total_loss += loss.item() * bs
@@ -239,20 +218,41 @@ def load_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
     return full.subset(training_subset(train_idx, cfg.train_fraction, cfg.seed)), full.subset(val_idx)
 
 
+# Settings that may change between the sessions of one run without changing what it computes.
+RESUMABLE_CHANGES = {"max_epochs_this_run", "max_minutes", "device", "threads", "compile", "data", "time_budget_minutes"}
+
+
+def check_same_recipe(saved_config: dict, cfg: TrainConfig, path: Path) -> None:
+    saved = {**TrainConfig().to_dict(), **saved_config}  # keys added since: their defaults
+    changed = {k for k, v in cfg.to_dict().items() if saved.get(k) != v} - RESUMABLE_CHANGES
+    if changed:
+        raise SystemExit(f"{path} was made with a different config ({sorted(changed)}); use another name= or --no-resume")
+
+
 def train(cfg: TrainConfig, resume: bool = True) -> Path:
-    """Run (or resume) training; returns the checkpoint path."""
+    """Run (or resume) training; returns the checkpoint path: the slim ``model.pt`` once the run
+    has finished (running the same command again then just returns it), else ``checkpoint.pt``."""
     device = pick_device(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    amp = cfg.amp and device.type == "cuda"
+    amp = use_autocast(cfg, device)
     channels_last = True  # faster convs on CPU (DESIGN §5) and on tensor cores
 
     run_dir = cfg.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = hold(run_dir / ".lock")  # held until the process exits: two processes on one run would overwrite each other
+    if lock is None:
+        raise SystemExit(f"{run_dir} is being trained by another process (pid {holder(run_dir / '.lock')})")
     ckpt_path = run_dir / "checkpoint.pt"
+    model_path = run_dir / "model.pt"
     log_path = run_dir / "log.jsonl"
+    if resume and model_path.exists():
+        check_same_recipe(torch.load(model_path, map_location="cpu", weights_only=False)["config"], cfg, model_path)
+        print(f"{cfg.name}: finished already ({model_path})", file=sys.stderr)
+        return model_path
+    model_path.unlink(missing_ok=True)
 
     train_set, val_set = load_data(cfg)
     train_loader = TensorLoader(train_set, cfg.batch_size, device, train=True, seed=cfg.seed, channels_last=channels_last)
@@ -280,6 +280,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    # the EMA averages BN statistics too (use_buffers), so its copy can be evaluated as it is
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True) if cfg.ema_decay > 0 else None
     steps_per_epoch = len(train_loader)
     clock = Clock()
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps_per_epoch, clock))
@@ -287,14 +289,10 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     start_epoch, elapsed = 0, 0.0
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        saved = {**TrainConfig().to_dict(), **ckpt["config"]}  # keys added since: their defaults
-        if saved != cfg.to_dict():
-            changed = {k for k in cfg.to_dict() if saved.get(k) != cfg.to_dict()[k]}
-            harmless = {"max_epochs_this_run", "max_minutes", "device", "threads", "compile", "data", "time_budget_minutes"}
-            if changed - harmless:
-                raise SystemExit(f"{ckpt_path} was made with a different config ({sorted(changed - harmless)}); "
-                                 "use another name= or --no-resume")
+        check_same_recipe(ckpt["config"], cfg, ckpt_path)
         model.load_state_dict(ckpt["model"]); opt.load_state_dict(ckpt["optimizer"]); sched.load_state_dict(ckpt["scheduler"])
+        if ema is not None:
+            ema.module.load_state_dict(ckpt["ema"]); ema.n_averaged.fill_(ckpt["ema_steps"])
         train_loader.generator.set_state(ckpt["loader_rng"])
         start_epoch, elapsed = ckpt["epoch"], ckpt["elapsed_seconds"]
         clock.before = elapsed
@@ -308,17 +306,21 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
 
     run_start, epochs_done = time.time(), 0
     clock.start = run_start
+    epoch_times: list[float] = []
+    write_status(run_dir, status_line(cfg.name, start_epoch, cfg.epochs, "running"))
 
     def finished() -> bool:
-        return cfg.schedule == "onecycle" and progress(cfg, sched.last_epoch, steps_per_epoch, clock) >= 1.0
+        return cfg.schedule in ("onecycle", "cosine") and progress(cfg, sched.last_epoch, steps_per_epoch, clock) >= 1.0
 
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
-        stats = train_one_epoch(step_model, train_loader, opt, sched, cfg, teacher, amp, f"epoch {epoch + 1}/{cfg.epochs}", finished)
+        stats = train_one_epoch(step_model, train_loader, opt, sched, cfg, teacher, amp, f"epoch {epoch + 1}/{cfg.epochs}", finished, ema)
         train_seconds = time.time() - t0
         metrics = summarize(*predict(model, val_loader, amp))
+        ema_metrics = summarize(*predict(ema.module, val_loader, amp)) if ema is not None else None
         elapsed = clock.seconds()
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], **stats, **{f"val_{k}": v for k, v in metrics.items()},
+                  **{f"val_ema_{k}": v for k, v in (ema_metrics or {}).items()},
                   "epoch_seconds": round(train_seconds, 2), "elapsed_seconds": round(elapsed, 1)}
         with open(log_path, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -330,12 +332,20 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
             "device": device_name(device), "git_sha": git_sha(), "val": metrics,
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        torch.save(ckpt, run_dir / "checkpoint.tmp")
-        (run_dir / "checkpoint.tmp").replace(ckpt_path)  # atomic: a kill never leaves half a file
+        if ema is not None:
+            ckpt["ema"], ckpt["ema_steps"], ckpt["val_ema"] = ema.module.state_dict(), int(ema.n_averaged), ema_metrics
+        save_atomic(ckpt, ckpt_path)
         epochs_done += 1
-        if finished():
-            print(f"schedule complete after {epoch + 1} epochs ({elapsed / 60:.1f} min)", file=sys.stderr)
-            break
+        epoch_times.append(time.time() - t0)
+        done = finished() or epoch + 1 >= cfg.epochs
+        write_status(run_dir, status_line(cfg.name, epoch + 1, cfg.epochs, "finished" if done else "running",
+                                          metrics, ema_metrics, epoch_times))
+        if done:
+            kept = slim(ckpt)
+            save_atomic(kept, model_path)
+            print(f"schedule complete after {epoch + 1} epochs ({elapsed / 60:.1f} min): {model_path} "
+                  f"({kept['weights']} weights, val final {100 * kept['val']['final_acc']:.2f} %)", file=sys.stderr)
+            return model_path
         if cfg.max_epochs_this_run and epochs_done >= cfg.max_epochs_this_run:
             break
         if cfg.max_minutes and (time.time() - run_start) / 60 > cfg.max_minutes - (train_seconds / 60):

@@ -19,9 +19,9 @@ def test_gpu_run_trains_the_baseline_then_the_hybrid_from_it_and_exports(tmp_pat
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == [
-        "cifar10-fp32-gpu.tar.gz", "cifar10-w1a1-cut16-gpu.tar.gz", "model-cifar10.tar.gz", "train.log"]
-    with tarfile.open(out / "cifar10-fp32-gpu.tar.gz") as t:
-        assert sorted(t.getnames()) == ["cifar10-fp32-gpu/checkpoint.pt", "cifar10-fp32-gpu/log.jsonl"]
+        "cifar10-fp32.tar.gz", "cifar10-w1a1-cut16.tar.gz", "model-cifar10.tar.gz", "train.log"]
+    with tarfile.open(out / "cifar10-fp32.tar.gz") as t:
+        assert sorted(t.getnames()) == ["cifar10-fp32/log.jsonl", "cifar10-fp32/model.pt"]
     with tarfile.open(out / "model-cifar10.tar.gz") as t:
         assert {"cifar10/manifest.json", "cifar10/edge.onnx", "cifar10/cloud.onnx"} <= set(t.getnames())
 
@@ -31,9 +31,9 @@ def test_gpu_run_trains_the_baseline_then_the_hybrid_from_it_and_exports(tmp_pat
     assert (manifest["architecture"]["weightBits"], manifest["architecture"]["cut"]) == (1, 16)
     # the hybrid started from, and was distilled from, stage 1's network, which is its baseline
     training = manifest["training"]
-    assert training["config"]["init_from"] == training["config"]["teacher"] == str(runs / "cifar10-fp32-gpu" / "checkpoint.pt")
-    assert [r["config"]["name"] for r in training["lineage"]] == ["cifar10-fp32-gpu"]
+    assert training["config"]["init_from"] == training["config"]["teacher"] == str(runs / "cifar10-fp32" / "model.pt")
+    assert [r["config"]["name"] for r in training["lineage"]] == ["cifar10-fp32"]
     assert training["totalEpochs"] == 2
-    assert manifest["baseline"]["config"]["name"] == "cifar10-fp32-gpu"
+    assert manifest["baseline"]["config"]["name"] == "cifar10-fp32"
     # the shipped model was not touched
     assert json.loads((REPO / "models" / "cifar10" / "manifest.json").read_text()) == shipped

@@ -5,7 +5,8 @@ import torch
 
 from training.config import TrainConfig, apply_overrides
 from training.data import load_source, random_crop_flip, train_val_split
-from training.train import initial_weights, lineage, load_checkpoint_model, train
+from training.checkpoint import lineage, load_checkpoint_model
+from training.train import initial_weights, train
 
 
 def tiny_config(tmp_path, folder, **kw) -> TrainConfig:
@@ -123,12 +124,24 @@ def test_overrides_are_typed_and_unknown_keys_rejected():
         raise AssertionError("unknown key accepted")
 
 
-def test_a_wall_clock_budget_needs_the_one_cycle_schedule():
-    with pytest.raises(ValueError, match="onecycle"):
+def test_a_wall_clock_budget_needs_an_annealing_schedule():
+    with pytest.raises(ValueError, match="onecycle or cosine"):
         apply_overrides(TrainConfig(), ["time_budget_minutes=7"])  # the default is multistep
     with pytest.raises(ValueError, match="schedule"):
-        apply_overrides(TrainConfig(), ["schedule=cosine"])
-    assert apply_overrides(TrainConfig(), ["schedule=onecycle", "time_budget_minutes=7"]).time_budget_minutes == 7
+        apply_overrides(TrainConfig(), ["schedule=linear"])
+    with pytest.raises(ValueError, match="ema_decay"):
+        apply_overrides(TrainConfig(), ["ema_decay=1.0"])
+    for schedule in ("onecycle", "cosine"):
+        assert apply_overrides(TrainConfig(), [f"schedule={schedule}", "time_budget_minutes=7"]).time_budget_minutes == 7
+
+
+def test_cosine_schedule_warms_up_then_anneals_to_zero_at_the_last_epoch():
+    from training.train import Clock, lr_factor
+
+    cfg = TrainConfig(schedule="cosine", epochs=10, warmup_epochs=2)
+    f = [lr_factor(cfg, step, 100, Clock()) for step in (50, 200, 600, 1000)]
+    assert f[0] == pytest.approx(0.25) and f[1] == pytest.approx(1.0)
+    assert f[2] == pytest.approx(0.5) and f[3] == pytest.approx(0.0, abs=1e-12)  # half-way through the decay: cos(pi/2)
 
 
 def test_folder_loader_orders_classes_alphabetically(synthetic_folder, tmp_path):
