@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .energy import load_constants
 
-REFERENCE_FP = {"cifar10": "92.8 %", "cifar100": "68.7 %"}  # public ResNet-32 checkpoints (DESIGN §7)
+REFERENCE_FP = {"cifar10": "92.8 %", "cifar100": "68.7 %"}  # public ResNet-32 checkpoints (chenyaofo/pytorch-cifar-models and others)
 
 
 # Issue 4's targets, judged on the validation figures in each manifest
@@ -141,7 +141,7 @@ def model_section(folder: Path, docs: Path) -> str:
     ]
     if paper:
         rows.append((f"paper (Long et al. 2020), cut {paper['cut']}, {paper['bits']}-bit edge", "not reported",
-                     f"{paper['edgePercent']} %", f"{paper['energyRatio']}x ({paper['arithmetic']}x by DESIGN §3 arithmetic)", "-"))
+                     f"{paper['edgePercent']} %", f"{paper['energyRatio']}x ({paper['arithmetic']}x by the paper model above at its edge share)", "-"))
     table = "\n".join(f"| {' | '.join(r)} |" for r in rows)
     if b and v.get("hybridAccuracy") is not None:
         versus = (f"Hybrid vs our full-precision ResNet-32: {100 * (v['hybridAccuracy'] - b['accuracy']):+.2f} points "
@@ -207,6 +207,18 @@ implemented once per language in `training/energy.py` and `shared/src/energy.ts`
 not measured: onnxruntime has no XNOR/popcount kernels.
 
 {chr(10).join(sections) if sections else 'No trained model has been shipped yet.'}
+## In training
+
+The next models come from one recipe per network (training/README.md, "Train: one recipe per
+shipped network"): the full-precision teachers `cifar10-fp32` and `cifar100-fp32` (150 epochs),
+then the hybrids `cifar10-w1a1-cut16` and `cifar100-w4a4-cut24` (100 epochs each, from and
+distilled from their teacher). They train as a campaign across sessions; where it stands, with
+validation figures and an ETA per run: `python -m training.campaign status` (or the committed
+`campaign/*/status.txt`). Reproducing a model is two commands:
+
+    python -m training.train --config training/configs/cifar10-fp32.json
+    python -m training.train --config training/configs/cifar10-w1a1-cut16.json
+
 ## Not yet shipped
 
 {chr(10).join(f"- {d}: no trained model in `models/` yet." for d in ("cifar10", "cifar100") if d not in shipped)}
