@@ -27,7 +27,7 @@
 // the bench models never touches the working tree's. Writes .bench/results.json (or --out).
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { createRequire } from "node:module";
 import net from "node:net";
@@ -432,6 +432,11 @@ async function main() {
   const png = testPng();
   const secret = randomBytes(32).toString("hex");
   const common = { FOGLINE_MODELS_DIR: benchModels, FOGLINE_HMAC_SECRET: secret };
+  // wrangler gets the secret from a private file, not its command line (`ps` shows those)
+  const secretDir = mkdtempSync(join(os.tmpdir(), "fogline-bench-"));
+  const secretFile = join(secretDir, "secrets.env");
+  writeFileSync(secretFile, `FOGLINE_HMAC_SECRET=${secret}\n`, { mode: 0o600 });
+  process.on("exit", () => rmSync(secretDir, { recursive: true, force: true }));
 
   const [cloudPort, fullPort] = [await freePort(), await freePort()];
   log("starting the cloud half and the full-precision cloud baseline");
@@ -457,7 +462,7 @@ async function main() {
     edge = startProcess(
       "edge",
       [wranglerJs, "dev", "scripts/bench/worker.ts", "--ip", host, "--port", String(port), "--show-interactive-dev-session=false",
-        "--var", `CLOUD_URL:${cloudUrl}`, "--var", `FOGLINE_HMAC_SECRET:${secret}`, "--var", "LOG_LEVEL:warn"],
+        "--var", `CLOUD_URL:${cloudUrl}`, "--env-file", secretFile, "--var", "LOG_LEVEL:warn"],
       { FOGLINE_MODELS_DIR: benchModels, WRANGLER_SEND_METRICS: "false" },
     );
     edgeUrl = `http://${host}:${port}`;

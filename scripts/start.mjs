@@ -2,14 +2,18 @@
 // `npm start`: runs Fogline locally with the shipped models.
 //   cloud (Node + onnxruntime-node) on 127.0.0.1:$FOGLINE_CLOUD_PORT (default 8788)
 //   edge  (wrangler dev, workerd + onnxruntime-web) on 127.0.0.1:$FOGLINE_EDGE_PORT (default 8787)
-// The HMAC secret comes from $FOGLINE_HMAC_SECRET, else .dev.vars, else a new random one is
-// written to .dev.vars (git-ignored). Ctrl-C stops both; if either half dies, both stop.
+// The HMAC secret comes from $FOGLINE_HMAC_SECRET (refused when weak), else .dev.vars, else (or
+// when the one there is missing, the example's placeholder or weak) a new random one is written to
+// .dev.vars (git-ignored). It reaches the cloud in its environment and wrangler in a file, never on
+// a command line. Ctrl-C stops both; if either half dies, both stop.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tsImport } from "tsx/esm/api";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -28,20 +32,50 @@ function secretFromDevVars() {
   return m?.[1]?.trim();
 }
 
+// The rule both halves apply (shared/src/secret.ts): 64+ hex characters or 43+ random ones, no
+// placeholder. The cloud would refuse to start with a weak one, the edge would report not ready.
+const { checkSecret } = await tsImport("../shared/src/secret.ts", import.meta.url);
+
 let secret = process.env.FOGLINE_HMAC_SECRET;
 let secretSource = "FOGLINE_HMAC_SECRET";
-if (!secret) {
+if (secret) {
+  // chosen by the caller: refuse it rather than replace it behind their back
+  const check = checkSecret(secret);
+  if (!check.ok) {
+    console.error(`[fogline] ${check.message}`);
+    process.exit(1);
+  }
+} else {
   secret = secretFromDevVars();
   secretSource = ".dev.vars";
-}
-if (!secret || secret.startsWith("replace-me")) {
-  secret = randomBytes(32).toString("hex");
-  const file = join(root, ".dev.vars");
-  const old = existsSync(file) ? readFileSync(file, "utf8").replace(/^FOGLINE_HMAC_SECRET=.*\n?/m, "") : "";
-  writeFileSync(file, `${old}FOGLINE_HMAC_SECRET=${secret}\n`, { mode: 0o600 });
-  secretSource = "new random secret written to .dev.vars";
+  const check = checkSecret(secret);
+  if (!check.ok) {
+    // missing, or the example's placeholder, or weak: a fresh one replaces it in .dev.vars
+    if (secret) log(`the secret in .dev.vars is not usable (${check.fault}); replacing it`);
+    secret = randomBytes(32).toString("hex");
+    const file = join(root, ".dev.vars");
+    const old = existsSync(file) ? readFileSync(file, "utf8").replace(/^FOGLINE_HMAC_SECRET\s*=.*\n?/m, "") : "";
+    writeFileSync(file, `${old}FOGLINE_HMAC_SECRET=${secret}\n`, { mode: 0o600 });
+    secretSource = "new random secret written to .dev.vars";
+  }
 }
 log(`HMAC secret: ${secretSource}`);
+
+// The edge gets the secret from a file, never on wrangler's command line (which `ps` shows to
+// every user): .dev.vars, which wrangler dev reads by itself, or, for a secret from the
+// environment, a private file (mode 600 in a fresh mode-700 folder) handed over with --env-file,
+// after .dev.vars so that its other entries (METRICS_TOKEN) still apply.
+const envFiles = [];
+let privateDir;
+if (secretSource === "FOGLINE_HMAC_SECRET") {
+  privateDir = mkdtempSync(join(tmpdir(), "fogline-start-"));
+  const file = join(privateDir, "secrets.env");
+  writeFileSync(file, `FOGLINE_HMAC_SECRET=${secret}\n`, { mode: 0o600 });
+  if (existsSync(join(root, ".dev.vars"))) envFiles.push(join(root, ".dev.vars"));
+  envFiles.push(file);
+}
+const removePrivateDir = () => privateDir && rmSync(privateDir, { recursive: true, force: true });
+process.on("exit", removePrivateDir);
 
 const gen = spawnSync(process.execPath, [join(root, "scripts/gen-model-registry.mjs")], { cwd: root, stdio: "inherit" });
 if (gen.status !== 0) process.exit(gen.status ?? 1);
@@ -88,11 +122,11 @@ const wrangler = require.resolve("wrangler/bin/wrangler.js");
 // DEV_CLOSE_CONNECTIONS: one request per connection to the Worker, working around a keep-alive
 // race in wrangler dev 4.86's proxy that fails POSTs under load (workers/src/dev.ts)
 const vars = [`CLOUD_URL:http://${host}:${cloudPort}`, "DEV_CLOSE_CONNECTIONS:true"];
-// .dev.vars already gives wrangler the secret; pass it only when it came from the environment
-if (secretSource === "FOGLINE_HMAC_SECRET") vars.push(`FOGLINE_HMAC_SECRET:${secret}`);
 // one log level for both halves (the cloud reads FOGLINE_LOG_LEVEL itself)
 if (process.env.FOGLINE_LOG_LEVEL) vars.push(`LOG_LEVEL:${process.env.FOGLINE_LOG_LEVEL}`);
-start("edge", [wrangler, "dev", "--ip", host, "--port", String(edgePort), "--show-interactive-dev-session=false", ...vars.flatMap((v) => ["--var", v])], {
+const edgeArgs = ["dev", "--ip", host, "--port", String(edgePort), "--show-interactive-dev-session=false"];
+edgeArgs.push(...vars.flatMap((v) => ["--var", v]), ...envFiles.flatMap((f) => ["--env-file", f]));
+start("edge", [wrangler, ...edgeArgs], {
   WRANGLER_SEND_METRICS: "false",
 });
 

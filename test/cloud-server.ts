@@ -8,7 +8,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeF
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-export const TEST_SECRET = "fogline-test-secret-0123456789abcdef0123456789abcdef";
+/** 32 random bytes in hex, as `openssl rand -hex 32` makes them (both halves refuse weaker ones) */
+export const TEST_SECRET = "d36bb0c0a77604d40fb1c10fe7466066baccecf278bedf2be7bba236251b020a";
+/** another strong secret, for a cloud and an edge that disagree */
+export const OTHER_SECRET = "899f73a095cc20b79e590a91022d96304991a061d39ba43252397d3811977b29";
 const ROOT = resolve(import.meta.dirname, "..");
 
 export interface RunningCloud {
@@ -19,6 +22,9 @@ export interface RunningCloud {
   kill(): Promise<void>;
   /** everything the process printed so far */
   log(): string;
+  /** resolves with the exit code (or signal name) when the process ends */
+  exited: Promise<number | string>;
+  pid: number;
 }
 
 export interface CloudProcessOptions {
@@ -27,10 +33,12 @@ export interface CloudProcessOptions {
   port?: number;
   /** extra environment, e.g. FOGLINE_LOG_LEVEL */
   env?: Record<string, string>;
+  /** extra node flags before the entry point, e.g. ["--import", "<a fault-injecting preload>"] */
+  execArgv?: string[];
 }
 
 export function startCloud(modelsDir: string, opts: CloudProcessOptions = {}): Promise<RunningCloud> {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "cloud/src/server.ts"], {
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", ...(opts.execArgv ?? []), "cloud/src/server.ts"], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -44,10 +52,10 @@ export function startCloud(modelsDir: string, opts: CloudProcessOptions = {}): P
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const stop = (signal: NodeJS.Signals) => () => {
+  const exited = new Promise<number | string>((r) => child.once("exit", (code, signal) => r(code ?? signal ?? -1)));
+  const stop = (signal: NodeJS.Signals) => async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    return exited;
+    await exited;
   };
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => reject(new Error(`cloud did not start in 60 s:\n${log}`)), 60_000);
@@ -58,7 +66,7 @@ export function startCloud(modelsDir: string, opts: CloudProcessOptions = {}): P
       if (m && !started) {
         started = true;
         clearTimeout(timer);
-        resolvePromise({ port: Number(m[1]), close: stop("SIGTERM"), kill: stop("SIGKILL"), log: () => log });
+        resolvePromise({ port: Number(m[1]), close: stop("SIGTERM"), kill: stop("SIGKILL"), log: () => log, exited, pid: child.pid! });
       }
     };
     child.stdout!.on("data", onData);

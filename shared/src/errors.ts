@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   image_decode_failed: 400,
   image_empty: 400,
   image_too_large: 413,
+  image_unsupported: 422,
   // Open Inference Protocol requests (tensor shape, datatype, data)
   invalid_input: 400,
   // models

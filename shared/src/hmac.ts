@@ -13,8 +13,6 @@ import { bytesToHex, hexToBytes } from "./hex.js";
 
 const PREFIX = new TextEncoder().encode("fogline-tail-v2\n");
 export const DEFAULT_MAX_SKEW_S = 60;
-/** Shortest secret accepted: 128 bits of hex. `npm start` generates 256. */
-export const MIN_SECRET_LENGTH = 32;
 const NONCE = /^[0-9a-f]{32}$/;
 
 const keyCache = new Map<string, Promise<CryptoKey>>();
@@ -69,13 +67,16 @@ export interface SignatureHeaders {
   signature: string | null | undefined;
 }
 
-export async function verify(
-  secret: string,
+/**
+ * What can be checked before the body is read: every header present, each in its exact format,
+ * and the timestamp inside the window. The cloud calls this first, so an unsigned or stale call
+ * is refused without reading (or buffering) a byte of its body.
+ */
+export function checkHeaders(
   h: SignatureHeaders,
-  body: Uint8Array,
   nowS: number = Math.floor(Date.now() / 1000),
   maxSkewS: number = DEFAULT_MAX_SKEW_S,
-): Promise<VerifyResult> {
+): VerifyResult {
   const { fingerprint, timestamp, nonce, signature } = h;
   if (!fingerprint || !timestamp || !nonce || !signature) return { ok: false, reason: "missing" };
   const hex64 = /^[0-9a-f]{64}$/;
@@ -83,6 +84,20 @@ export async function verify(
     return { ok: false, reason: "malformed" };
   }
   if (Math.abs(nowS - Number(timestamp)) > maxSkewS) return { ok: false, reason: "stale" };
+  return { ok: true };
+}
+
+/** checkHeaders, then the MAC over the body. */
+export async function verify(
+  secret: string,
+  h: SignatureHeaders,
+  body: Uint8Array,
+  nowS: number = Math.floor(Date.now() / 1000),
+  maxSkewS: number = DEFAULT_MAX_SKEW_S,
+): Promise<VerifyResult> {
+  const pre = checkHeaders(h, nowS, maxSkewS);
+  if (!pre.ok) return pre;
+  const { fingerprint, timestamp, nonce, signature } = h as SignedFields & { signature: string };
   const key = await importKey(secret);
   // crypto.subtle.verify compares in constant time
   const good = await crypto.subtle.verify("HMAC", key, hexToBytes(signature), message({ fingerprint, timestamp, nonce }, body));

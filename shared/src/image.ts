@@ -1,12 +1,16 @@
 /**
- * Image decoding for uploads: PNG (fast-png) and JPEG (jpeg-js), both pure JS so they run in
- * workerd. Hostile input is checked before the expensive part: the format is sniffed from the
- * magic bytes, and the pixel count is read from the header and capped before decoding.
+ * Image decoding for uploads: PNG (our streaming decoder, png.ts) and JPEG (jpeg-js), both pure
+ * JS so they run in workerd. Hostile input is refused before the expensive part, from the header
+ * alone: the format is sniffed from the magic bytes, and the size is checked against the limits
+ * below, which are sized so that no upload can take a Worker isolate (128 MB, the models loaded)
+ * past its memory (docs/reliability.md, "Image memory").
+ *
+ * Decoding hands out 8-bit RGB rows in order (`decodeRows`), so the caller can reduce them as
+ * they come (preprocess.ts resizes into the 32x32 output) and never hold the image.
  */
-import { convertIndexedToRgb, decode as decodePng } from "fast-png";
-import { Unzlib } from "fflate";
 import decodeJpeg from "jpeg-js/lib/decoder.js";
 import { ApiError } from "./errors.js";
+import { decodePngRows, PNG_CHANNELS, pngRawSize } from "./png.js";
 
 export type ImageFormat = "png" | "jpeg";
 
@@ -18,11 +22,20 @@ export interface RgbImage {
 }
 
 export interface DecodeLimits {
-  /** default 40 megapixels */
+  /** width x height; default DEFAULT_MAX_PIXELS */
   maxPixels?: number;
+  /** bytes the decoder may hold at once (estimated from the header); default DEFAULT_MAX_DECODE_BYTES */
+  maxDecodeBytes?: number;
 }
 
-export const DEFAULT_MAX_PIXELS = 40_000_000;
+/** 4 MP: a 12-megapixel phone photo must be scaled down first (it is classified at 32x32). */
+export const DEFAULT_MAX_PIXELS = 4_000_000;
+/** What one decode may hold: 48 MiB, measured to stay well inside a 128 MB isolate beside the models. */
+export const DEFAULT_MAX_DECODE_BYTES = 48 * 1024 * 1024;
+/** Longest side and most elongated shape accepted: beyond them a 32x32 thumbnail means nothing,
+ * and a 1 x 4,000,000 strip costs seconds of CPU for four million rows. */
+export const MAX_SIDE = 16384;
+export const MAX_ASPECT = 32;
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -32,15 +45,26 @@ export function sniffFormat(bytes: Uint8Array): ImageFormat | null {
   return null;
 }
 
-/** Width and height from the PNG IHDR or the JPEG SOFn segment, without decoding. */
-export function readDimensions(bytes: Uint8Array, format: ImageFormat): { width: number; height: number } {
+interface Frame {
+  width: number;
+  height: number;
+  /** PNG: bits per pixel and interlacing; JPEG: components */
+  bitsPerPixel: number;
+  interlaced: boolean;
+  components: number;
+}
+
+/** Size and layout from the PNG IHDR or the JPEG SOFn segment, without decoding. */
+function readFrame(bytes: Uint8Array, format: ImageFormat): Frame {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (format === "png") {
-    // signature (8) + chunk length (4) + "IHDR" (4) + width (4) + height (4)
-    if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR") {
+    // signature (8) + chunk length (4) + "IHDR" (4) + width, height, depth, colour type, ..., interlace
+    if (bytes.length < 29 || String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR") {
       throw new ApiError("image_decode_failed", "PNG has no IHDR header (truncated or corrupt)");
     }
-    return { width: view.getUint32(16), height: view.getUint32(20) };
+    const channels = PNG_CHANNELS[bytes[25]!];
+    if (!channels) throw new ApiError("image_decode_failed", `PNG colour type ${bytes[25]} does not exist`);
+    return { width: view.getUint32(16), height: view.getUint32(20), bitsPerPixel: bytes[24]! * channels, interlaced: bytes[28] === 1, components: channels };
   }
   let off = 2;
   while (off + 4 <= bytes.length) {
@@ -53,8 +77,8 @@ export function readDimensions(bytes: Uint8Array, format: ImageFormat): { width:
     const len = view.getUint16(off + 2);
     const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
     if (isSof) {
-      if (off + 9 > bytes.length) break;
-      return { height: view.getUint16(off + 5), width: view.getUint16(off + 7) };
+      if (off + 10 > bytes.length) break;
+      return { height: view.getUint16(off + 5), width: view.getUint16(off + 7), bitsPerPixel: 8 * bytes[off + 9]!, interlaced: false, components: bytes[off + 9]! };
     }
     if (len < 2) throw new ApiError("image_decode_failed", "JPEG segment with invalid length");
     off += 2 + len;
@@ -62,137 +86,115 @@ export function readDimensions(bytes: Uint8Array, format: ImageFormat): { width:
   throw new ApiError("image_decode_failed", "JPEG has no frame header (truncated or corrupt)");
 }
 
-export function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): RgbImage & { format: ImageFormat } {
+/** Width and height from the header, without decoding. */
+export function readDimensions(bytes: Uint8Array, format: ImageFormat): { width: number; height: number } {
+  const { width, height } = readFrame(bytes, format);
+  return { width, height };
+}
+
+/** jpeg-js keeps every 8x8 block as its own Int32Array, plus per-line buffers and an RGB copy:
+ * measured at 43-45 bytes of peak memory per pixel (4:2:0 and 4:4:4, 2000x2000). */
+const JPEG_BYTES_PER_PIXEL = 48;
+
+/**
+ * Peak bytes a decode holds, from the header (an upper bound of what the decoders allocate,
+ * checked by test/node/image-memory.test.ts). A non-interlaced PNG streams: two scanlines and
+ * one RGB row. An interlaced PNG holds the RGB image. A JPEG costs JPEG_BYTES_PER_PIXEL.
+ */
+export function decodeBytesNeeded(f: Frame, format: ImageFormat): number {
+  const pixels = f.width * f.height;
+  if (format === "png") {
+    const line = Math.ceil((f.width * f.bitsPerPixel) / 8) + 1;
+    return 2 * line + 3 * f.width + (f.interlaced ? 3 * pixels : 0);
+  }
+  return JPEG_BYTES_PER_PIXEL * pixels;
+}
+
+function checkLimits(f: Frame, format: ImageFormat, limits: DecodeLimits): void {
   const maxPixels = limits.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (bytes.length === 0) throw new ApiError("empty_body", "the image is empty");
-  const format = sniffFormat(bytes);
-  if (!format) throw new ApiError("not_an_image", "the body is neither a PNG nor a JPEG image");
-  const { width, height } = readDimensions(bytes, format);
+  const maxBytes = limits.maxDecodeBytes ?? DEFAULT_MAX_DECODE_BYTES;
+  const { width, height } = f;
   if (width === 0 || height === 0) throw new ApiError("image_empty", `the image has zero size (${width}x${height})`);
   if (width * height > maxPixels) {
     throw new ApiError("image_too_large", `${width}x${height} is more than the ${maxPixels} pixels allowed`);
   }
+  if (Math.max(width, height) > MAX_SIDE) {
+    throw new ApiError("image_too_large", `${width}x${height} has a side over the ${MAX_SIDE} pixels allowed`);
+  }
+  if (Math.max(width, height) > MAX_ASPECT * Math.min(width, height)) {
+    throw new ApiError("image_unsupported", `${width}x${height} is more elongated than the ${MAX_ASPECT}:1 allowed`);
+  }
+  const needed = decodeBytesNeeded(f, format);
+  if (needed > maxBytes) {
+    throw new ApiError("image_too_large",
+      `decoding this ${width}x${height} ${format.toUpperCase()} would take ${Math.ceil(needed / 2 ** 20)} MiB, more than the ${Math.floor(maxBytes / 2 ** 20)} MiB allowed`);
+  }
+}
+
+/** Receives a decoded image row by row: `start` once with its size, then `row` for y = 0..height-1
+ * in order, with 8-bit RGB that is valid only during the call. */
+export interface RowSink {
+  start(width: number, height: number): void;
+  row(y: number, rgb: Uint8Array): void;
+}
+
+/** Decodes a PNG or JPEG upload into `sink`, checking the limits from its header first. */
+export function decodeRows(bytes: Uint8Array, sink: RowSink, limits: DecodeLimits = {}): { width: number; height: number; format: ImageFormat } {
+  if (bytes.length === 0) throw new ApiError("empty_body", "the image is empty");
+  const format = sniffFormat(bytes);
+  if (!format) throw new ApiError("not_an_image", "the body is neither a PNG nor a JPEG image");
+  const frame = readFrame(bytes, format);
+  checkLimits(frame, format, limits);
+  const { width, height } = frame;
   // a header may lie in both directions: refuse files too small to hold the image it claims
-  // (the decoders would allocate for the claim first), and PNGs that inflate beyond it (a bomb)
-  if (format === "png") checkPngSize(bytes, width, height);
+  // (a decoder would allocate for the claim first); the PNG decoder also stops a stream that
+  // inflates beyond the claim (a bomb)
+  if (format === "png") checkPngSize(bytes, frame);
   else checkJpegSize(bytes, width, height);
+  sink.start(width, height);
+  const onRow = (y: number, rgb: Uint8Array) => sink.row(y, rgb);
   try {
-    const img = format === "png" ? pngToRgb(bytes) : jpegToRgb(bytes, maxPixels);
-    if (img.width !== width || img.height !== height) throw new Error("decoded size differs from the header");
-    return { ...img, format };
+    if (format === "png") decodePngRows(bytes, onRow);
+    else jpegRows(bytes, limits.maxDecodeBytes ?? DEFAULT_MAX_DECODE_BYTES, width, height, onRow);
   } catch (e) {
     if (e instanceof ApiError) throw e;
     throw new ApiError("image_decode_failed", `could not decode the ${format.toUpperCase()}: ${(e as Error).message}`);
   }
+  return { width, height, format };
 }
 
-function pngToRgb(bytes: Uint8Array): RgbImage {
-  const png = decodePng(bytes);
-  const { width, height } = png;
-  let channels = png.channels;
-  let src: ArrayLike<number> = png.data;
-  let depth: number = png.depth;
-  if (png.palette) {
-    src = convertIndexedToRgb(png);
-    channels = png.transparency ? 4 : 3;
-    depth = 8;
-    // convertIndexedToRgb adds alpha only when there is a tRNS chunk
-    if (src.length === width * height * 3) channels = 3;
-    else if (src.length === width * height * 4) channels = 4;
-  }
-  const n = width * height;
-  if (src.length !== n * channels) throw new Error(`pixel data is ${src.length} values, expected ${n * channels} (truncated?)`);
-  // 16-bit samples keep their high byte, as PIL does when it opens them as 8-bit
-  const shift = depth === 16 ? 8 : 0;
-  const out = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    const s = i * channels;
-    if (channels >= 3) {
-      // RGB or RGBA: alpha dropped, not composited (docs/contracts.md)
-      out[3 * i] = src[s]! >> shift;
-      out[3 * i + 1] = src[s + 1]! >> shift;
-      out[3 * i + 2] = src[s + 2]! >> shift;
-    } else {
-      // grey or grey+alpha: replicate grey
-      const g = src[s]! >> shift;
-      out[3 * i] = g;
-      out[3 * i + 1] = g;
-      out[3 * i + 2] = g;
-    }
-  }
-  return { width, height, data: out };
+/** The whole image as RGB (tests and tools; serving reduces rows as they come, see decodeRows). */
+export function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): RgbImage & { format: ImageFormat } {
+  let data = new Uint8Array(0);
+  const { width, height, format } = decodeRows(bytes, {
+    start: (w, h) => (data = new Uint8Array(3 * w * h)),
+    row: (y, rgb) => data.set(rgb, y * rgb.length),
+  }, limits);
+  return { width, height, data, format };
 }
 
-function jpegToRgb(bytes: Uint8Array, maxPixels: number): RgbImage {
+function jpegRows(bytes: Uint8Array, maxBytes: number, width: number, height: number, onRow: (y: number, rgb: Uint8Array) => void): void {
   const img = decodeJpeg(bytes, {
     useTArray: true,
     formatAsRGBA: false,
     tolerantDecoding: false,
-    maxResolutionInMP: maxPixels / 1e6,
-    maxMemoryUsageInMB: 1024,
+    maxResolutionInMP: MAX_SIDE * MAX_SIDE / 1e6,
+    // jpeg-js counts only part of what it holds against this (our estimate, checked before,
+    // counts all of it); kept as a second line of defence
+    maxMemoryUsageInMB: maxBytes / 2 ** 20,
   });
-  return { width: img.width, height: img.height, data: img.data };
+  if (img.width !== width || img.height !== height) throw new Error("decoded size differs from the header");
+  const row = 3 * width;
+  for (let y = 0; y < height; y++) onRow(y, img.data.subarray(y * row, (y + 1) * row));
 }
 
 /** DEFLATE cannot do better than 1032:1 (a 258-byte match in 2 bits, RFC 1951). */
 const DEFLATE_MAX_RATIO = 1032;
-const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
-const ADAM7 = [
-  [0, 0, 8, 8],
-  [4, 0, 8, 8],
-  [0, 4, 4, 8],
-  [2, 0, 4, 4],
-  [0, 2, 2, 4],
-  [1, 0, 2, 2],
-  [0, 1, 1, 2],
-] as const;
 
-/** Bytes the PNG's zlib stream inflates to: each scanline, plus its filter byte (PNG spec 7.2, 8.2). */
-export function pngRawSize(width: number, height: number, bitsPerPixel: number, interlaced: boolean): number {
-  const rows = (w: number, h: number) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * bitsPerPixel) / 8)) : 0);
-  if (!interlaced) return rows(width, height);
-  let total = 0;
-  for (const [x0, y0, dx, dy] of ADAM7) total += rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy));
-  return total;
-}
-
-function checkPngSize(bytes: Uint8Array, width: number, height: number): void {
-  if (bytes.length < 29) return; // fast-png reports the truncation
-  const channels = PNG_CHANNELS[bytes[25]!];
-  if (!channels) return; // bad colour type: fast-png reports it
-  const raw = pngRawSize(width, height, bytes[24]! * channels, bytes[28] === 1);
+function checkPngSize(bytes: Uint8Array, f: Frame): void {
+  const raw = pngRawSize(f.width, f.height, f.bitsPerPixel, f.interlaced);
   if (bytes.length * DEFLATE_MAX_RATIO + 1024 < raw) {
-    throw new ApiError("image_decode_failed", `a ${bytes.length}-byte PNG cannot hold ${width}x${height} pixels (truncated or corrupt)`);
-  }
-  // Inflate the image data once, in small slices, counting: a 10 MB upload could otherwise
-  // inflate to 10 GB inside the decoder, whatever the header says.
-  const cap = raw + 65536;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const idat: Uint8Array[] = [];
-  let compressed = 0;
-  for (let off = 8; off + 8 <= bytes.length; ) {
-    const length = view.getUint32(off);
-    const type = String.fromCharCode(bytes[off + 4]!, bytes[off + 5]!, bytes[off + 6]!, bytes[off + 7]!);
-    const data = bytes.subarray(off + 8, Math.min(bytes.length, off + 8 + length));
-    if (type === "IDAT") {
-      idat.push(data);
-      compressed += data.length;
-    }
-    if (type === "IEND") break;
-    off += 12 + length;
-  }
-  if (compressed * DEFLATE_MAX_RATIO <= cap) return; // it cannot inflate beyond the cap
-  let inflated = 0;
-  const inflator = new Unzlib((chunk) => {
-    inflated += chunk.length;
-    if (inflated > cap) throw new ApiError("image_decode_failed", `the PNG data inflates to more than the ${raw} bytes a ${width}x${height} image needs`);
-  });
-  const SLICE = 1024; // each push inflates to at most ~1 MB
-  try {
-    for (const data of idat) for (let i = 0; i < data.length; i += SLICE) inflator.push(data.subarray(i, i + SLICE), false);
-  } catch (e) {
-    if (e instanceof ApiError) throw e;
-    // a corrupt stream: the decoder reports it below with its own message
+    throw new ApiError("image_decode_failed", `a ${bytes.length}-byte PNG cannot hold ${f.width}x${f.height} pixels (truncated or corrupt)`);
   }
 }
 
@@ -203,3 +205,4 @@ function checkJpegSize(bytes: Uint8Array, width: number, height: number): void {
     throw new ApiError("image_decode_failed", `a ${bytes.length}-byte JPEG cannot hold ${width}x${height} pixels (truncated or corrupt)`);
   }
 }
+

@@ -6,8 +6,8 @@
  */
 import { softmax, topK } from "./entropy.js";
 import { ApiError } from "./errors.js";
-import { decodeImage } from "./image.js";
-import { preprocessRgb, type InputSpec } from "./preprocess.js";
+import { decodeRows } from "./image.js";
+import { AreaResizer, normalize, type InputSpec } from "./preprocess.js";
 import type { Tensor } from "./runner.js";
 import type { Manifest } from "./schemas/manifest.js";
 import {
@@ -70,6 +70,8 @@ export interface InputLimits {
   maxBatch: number;
   /** decoded pixels over every image of the batch together */
   maxPixels: number;
+  /** what decoding one image may hold (image.ts DecodeLimits) */
+  maxDecodeBytes?: number;
 }
 
 /**
@@ -109,10 +111,11 @@ export function decodeInput(input: OipInput, spec: InputSpec, limits: InputLimit
     let pixelsLeft = limits.maxPixels;
     flat.forEach((v, i) => {
       if (typeof v !== "string") throw bad(`BYTES element ${i} is not a base64 string`);
-      // decodeImage reads the size from the header first; the budget is shared by the batch
-      const img = decodeImage(base64ToBytes(v), { maxPixels: pixelsLeft });
-      pixelsLeft -= img.width * img.height;
-      data.set(preprocessRgb(img, spec), i * per);
+      // the size is checked from the header before decoding; the pixel budget is shared by the batch
+      const resizer = new AreaResizer(h, w);
+      const { width, height } = decodeRows(base64ToBytes(v), resizer, { maxPixels: pixelsLeft, maxDecodeBytes: limits.maxDecodeBytes });
+      data.set(normalize(resizer.out, spec), i * per);
+      pixelsLeft -= width * height;
     });
     return { data, dims: [n, 3, h, w] };
   }

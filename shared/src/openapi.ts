@@ -138,7 +138,15 @@ export function openApiDocument(opts: { version: string; serverUrl?: string }): 
       },
     },
     "/v1/models": { get: { summary: "The served models' manifest summaries", tags: ["Fogline"], responses: ok("ModelsResponse") } },
-    "/healthz": { get: { summary: "Health; loads every model's edge session", tags: ["Fogline"], responses: ok("HealthResponse") } },
+    "/healthz": {
+      get: {
+        summary: "Health; loads every model's edge session and checks the edge can call the cloud",
+        description:
+          "503 `misconfigured` when the secret is missing, a placeholder or weak, or `CLOUD_URL` is missing or not an http(s) URL (`problems` says which); the cloud itself is not probed.",
+        tags: ["Fogline"],
+        responses: { ...ok("HealthResponse"), "503": { description: "misconfigured", content: json("HealthResponse") } },
+      },
+    },
     "/": {
       get: {
         summary: "Demo page (HTML; its script and style are served by the Worker too)",
@@ -168,7 +176,7 @@ export function openApiDocument(opts: { version: string; serverUrl?: string }): 
     "/v2/health/live": { get: { summary: "Liveness", tags: ["Open Inference Protocol (v2)"], responses: ok("OipLive") } },
     "/v2/health/ready": {
       get: {
-        summary: "Readiness: every model's edge session loads (the cloud is not required: auto requests degrade)",
+        summary: "Readiness: every model's edge session loads and the secret and CLOUD_URL are usable (the cloud itself is not probed: when it is down, auto requests degrade)",
         tags: ["Open Inference Protocol (v2)"],
         responses: { ...ok("OipReady"), "503": { description: "not ready", content: json("OipReady") } },
       },

@@ -3,7 +3,7 @@
  * decode to 8-bit RGB, resize with area averaging, normalise with the manifest's mean/std,
  * NCHW float32. The testvectors.json written by the training side checks this file.
  */
-import { decodeImage, type DecodeLimits, type RgbImage } from "./image.js";
+import { decodeRows, type DecodeLimits, type RgbImage, type RowSink } from "./image.js";
 import type { Manifest } from "./schemas/manifest.js";
 
 /**
@@ -40,15 +40,39 @@ export function areaWeights(nIn: number, nOut: number): AreaWeights {
   return { start, weights };
 }
 
-/** `out[c] = Ry @ img[c] @ Rx^T`, in float64, planar output `[3, outH, outW]` of 0..255 values. */
-export function resizeArea(img: RgbImage, outH: number, outW: number): Float64Array {
-  const { width: W, height: H, data } = img;
-  const rx = areaWeights(W, outW);
-  const ry = areaWeights(H, outH);
-  // columns first: tmp[c][y][ox] over every source row y
-  const tmp = new Float64Array(3 * H * outW);
-  for (let y = 0; y < H; y++) {
-    const row = y * W * 3;
+/**
+ * `out[c] = Ry @ img[c] @ Rx^T`, in float64, accumulated row by row as the decoder hands rows
+ * out (image.ts `RowSink`): each source row is reduced to `outW` columns, then added, weighted,
+ * into the output rows it overlaps. Memory is the output plus one reduced row, whatever the
+ * source size. Each output value sums its terms in source-row order, as `Ry @ (img @ Rx^T)`
+ * does, so the result is the same to the last bit.
+ */
+export class AreaResizer implements RowSink {
+  /** planar `[3, outH, outW]`, 0..255 values */
+  readonly out: Float64Array;
+  private rx!: AreaWeights;
+  private ry!: AreaWeights;
+  private readonly reduced: Float64Array;
+  /** first output row whose source range is not yet behind the current row */
+  private firstOpen = 0;
+
+  constructor(
+    readonly outH: number,
+    readonly outW: number,
+  ) {
+    this.out = new Float64Array(3 * outH * outW);
+    this.reduced = new Float64Array(3 * outW);
+  }
+
+  start(width: number, height: number): void {
+    this.rx = areaWeights(width, this.outW);
+    this.ry = areaWeights(height, this.outH);
+    this.firstOpen = 0;
+    this.out.fill(0);
+  }
+
+  row(y: number, rgb: Uint8Array): void {
+    const { rx, ry, reduced, out, outH, outW } = this;
     for (let ox = 0; ox < outW; ox++) {
       const w = rx.weights[ox]!;
       const x0 = rx.start[ox]!;
@@ -56,29 +80,33 @@ export function resizeArea(img: RgbImage, outH: number, outW: number): Float64Ar
       let g = 0;
       let b = 0;
       for (let k = 0; k < w.length; k++) {
-        const p = row + (x0 + k) * 3;
-        r += w[k]! * data[p]!;
-        g += w[k]! * data[p + 1]!;
-        b += w[k]! * data[p + 2]!;
+        const p = (x0 + k) * 3;
+        r += w[k]! * rgb[p]!;
+        g += w[k]! * rgb[p + 1]!;
+        b += w[k]! * rgb[p + 2]!;
       }
-      tmp[(0 * H + y) * outW + ox] = r;
-      tmp[(1 * H + y) * outW + ox] = g;
-      tmp[(2 * H + y) * outW + ox] = b;
+      reduced[ox] = r;
+      reduced[outW + ox] = g;
+      reduced[2 * outW + ox] = b;
     }
-  }
-  const out = new Float64Array(3 * outH * outW);
-  for (let c = 0; c < 3; c++) {
-    for (let oy = 0; oy < outH; oy++) {
-      const w = ry.weights[oy]!;
-      const y0 = ry.start[oy]!;
-      for (let ox = 0; ox < outW; ox++) {
-        let s = 0;
-        for (let k = 0; k < w.length; k++) s += w[k]! * tmp[(c * H + y0 + k) * outW + ox]!;
-        out[(c * outH + oy) * outW + ox] = s;
+    while (this.firstOpen < outH && ry.start[this.firstOpen]! + ry.weights[this.firstOpen]!.length <= y) this.firstOpen++;
+    for (let oy = this.firstOpen; oy < outH && ry.start[oy]! <= y; oy++) {
+      const wy = ry.weights[oy]![y - ry.start[oy]!]!;
+      for (let c = 0; c < 3; c++) {
+        const base = (c * outH + oy) * outW;
+        for (let ox = 0; ox < outW; ox++) out[base + ox] = out[base + ox]! + wy * reduced[c * outW + ox]!;
       }
     }
   }
-  return out;
+}
+
+/** An RGB image resized by area averaging: planar `[3, outH, outW]` of 0..255 values. */
+export function resizeArea(img: RgbImage, outH: number, outW: number): Float64Array {
+  const resizer = new AreaResizer(outH, outW);
+  resizer.start(img.width, img.height);
+  const row = 3 * img.width;
+  for (let y = 0; y < img.height; y++) resizer.row(y, img.data.subarray(y * row, (y + 1) * row));
+  return resizer.out;
 }
 
 export type InputSpec = Pick<Manifest["input"], "height" | "width" | "mean" | "std">;
@@ -99,7 +127,10 @@ export function preprocessRgb(img: RgbImage, spec: InputSpec): Float32Array {
   return normalize(resizeArea(img, spec.height, spec.width), spec);
 }
 
-/** Bytes of a PNG/JPEG upload to the model input tensor data (`[1, 3, h, w]`). */
+/** Bytes of a PNG/JPEG upload to the model input tensor data (`[1, 3, h, w]`), decoded row by
+ * row into the resize: the image itself is never held (image.ts, `decodeRows`). */
 export function preprocessImage(bytes: Uint8Array, spec: InputSpec, limits?: DecodeLimits): Float32Array {
-  return preprocessRgb(decodeImage(bytes, limits), spec);
+  const resizer = new AreaResizer(spec.height, spec.width);
+  decodeRows(bytes, resizer, limits);
+  return normalize(resizer.out, spec);
 }

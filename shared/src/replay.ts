@@ -16,7 +16,7 @@ export type ReplayVerdict = "fresh" | "replayed" | "full";
 
 export class ReplayGuard {
   /** signature -> the second after which its timestamp is outside the window */
-  private readonly seen = new Map<string, number>();
+  private readonly accepted = new Map<string, number>();
   private lastSweepS = -Infinity;
 
   constructor(
@@ -25,20 +25,26 @@ export class ReplayGuard {
   ) {}
 
   get size(): number {
-    return this.seen.size;
+    return this.accepted.size;
+  }
+
+  /** Whether `signature` was accepted within the window; records nothing (checked before the body is read). */
+  seen(signature: string, nowS: number): boolean {
+    const until = this.accepted.get(signature);
+    return until !== undefined && until >= nowS;
   }
 
   /** Records `signature` (timestamp `tsS`) and says whether it was new. Call after verifying it. */
   check(signature: string, tsS: number, nowS: number): ReplayVerdict {
     this.expire(nowS, false);
-    if (this.seen.has(signature)) return "replayed";
-    if (this.seen.size >= this.maxEntries) {
+    if (this.accepted.has(signature)) return "replayed";
+    if (this.accepted.size >= this.maxEntries) {
       // entries arrive roughly in timestamp order, so the cheap sweep above usually suffices;
       // a full pass at most once a second catches the out-of-order rest
       this.expire(nowS, true);
-      if (this.seen.size >= this.maxEntries) return "full";
+      if (this.accepted.size >= this.maxEntries) return "full";
     }
-    this.seen.set(signature, tsS + this.windowS);
+    this.accepted.set(signature, tsS + this.windowS);
     return "fresh";
   }
 
@@ -47,8 +53,8 @@ export class ReplayGuard {
       if (nowS - this.lastSweepS < 1) return;
       this.lastSweepS = nowS;
     }
-    for (const [sig, until] of this.seen) {
-      if (until < nowS) this.seen.delete(sig);
+    for (const [sig, until] of this.accepted) {
+      if (until < nowS) this.accepted.delete(sig);
       else if (!full) break; // Map iterates in insertion order: stop at the first live entry
     }
   }

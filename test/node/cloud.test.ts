@@ -6,7 +6,7 @@ import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.j
 import type { WirePrecision } from "../../shared/src/schemas/classify.js";
 import { encodeActivation } from "../../shared/src/wire.js";
 import { loadModels } from "../../cloud/src/models.js";
-import { TEST_SECRET } from "../cloud-server.js";
+import { OTHER_SECRET, TEST_SECRET } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";
 import { argmax, DEFAULT_MODEL, maxAbsDiff, modelsWithVectors, vectorsFor } from "../shared/fixtures.js";
 import type { CloudModel } from "../../cloud/src/models.js";
@@ -110,7 +110,7 @@ describe("POST /v1/tail/{model}", () => {
   });
 
   it("returns 401 for forged, unsigned, stale and future calls", async () => {
-    await expectError(await makeTailRequest({ secret: "not-the-secret-not-the-secret-not-the-secret" }), 401, "unauthorized");
+    await expectError(await makeTailRequest({ secret: OTHER_SECRET }), 401, "unauthorized");
     await expectError(await makeTailRequest({ headers: { [TAIL_HEADERS.signature]: undefined } }), 401, "unauthorized");
     await expectError(await makeTailRequest({ headers: { [TAIL_HEADERS.signature]: "0".repeat(64) } }), 401, "unauthorized");
     await expectError(await makeTailRequest({ timestamp: Math.floor(now.ms / 1000) - 120 }), 401, "unauthorized");
@@ -238,7 +238,7 @@ describe("limits", () => {
     await expectError(await call(), 503, "overloaded");
   });
 
-  it("answers 400 body_incomplete when the body breaks off mid-stream", async () => {
+  it("answers 400 body_incomplete when the body of a well-signed-looking call breaks off mid-stream", async () => {
     const body = new ReadableStream<Uint8Array>({
       start(c) {
         c.enqueue(new Uint8Array(100));
@@ -247,13 +247,35 @@ describe("limits", () => {
         c.error(new Error("connection reset"));
       },
     });
+    // the headers pass every check made before the body is read; without them the answer is a 401
+    const headers = {
+      "content-type": TAIL_CONTENT_TYPE,
+      [TAIL_HEADERS.fingerprint]: manifest().fingerprint,
+      [TAIL_HEADERS.timestamp]: String(Math.floor(now.ms / 1000)),
+      [TAIL_HEADERS.nonce]: newNonce(),
+      [TAIL_HEADERS.signature]: "ab".repeat(32),
+    };
+    const req = new Request(`http://cloud/v1/tail/${DEFAULT_MODEL}`, { method: "POST", body, headers, duplex: "half" } as RequestInit);
+    await expectError(await app.request(req), 400, "body_incomplete");
+  });
+
+  it("refuses an unsigned call with 401 without reading its body", async () => {
+    let pulls = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        pulls++;
+        c.enqueue(new Uint8Array(1024));
+      },
+    });
     const req = new Request(`http://cloud/v1/tail/${DEFAULT_MODEL}`, {
       method: "POST",
       body,
       headers: { "content-type": TAIL_CONTENT_TYPE },
       duplex: "half",
     } as RequestInit);
-    await expectError(await app.request(req), 400, "body_incomplete");
+    await expectError(await app.request(req), 401, "unauthorized");
+    // a ReadableStream pulls once to fill its queue (highWaterMark 1) before anyone reads
+    expect(pulls).toBeLessThanOrEqual(1);
   });
 });
 
@@ -264,7 +286,10 @@ describe("configuration from the environment", () => {
     expect(c).toMatchObject({ port: 8788, host: "127.0.0.1", maxSkewS: 60, maxBatch: 64, replayCacheSize: 100_000, logLevel: "info" });
     expect(c.metricsToken).toBeUndefined();
     expect(cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, PORT: "9000" }).port).toBe(9000);
+    expect(c).toMatchObject({ headersTimeoutMs: 5000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, maxConnections: 256 });
     expect(() => cloudConfigFromEnv({})).toThrow(/FOGLINE_HMAC_SECRET/);
+    expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_HEADERS_TIMEOUT_MS: "20000" })).toThrow(/FOGLINE_REQUEST_TIMEOUT_MS/);
+    expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_MAX_CONNECTIONS: "0" })).toThrow(/maxConnections/);
     expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_MAX_SKEW_S: "soon" })).toThrow(/maxSkewS/);
     expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_LOG_LEVEL: "loud" })).toThrow(/logLevel/);
   });

@@ -3,7 +3,8 @@
  * and the systemd unit run, the Dockerfile's inputs, the unit file, and the guide's links.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TEST_SECRET } from "../cloud-server.js";
@@ -95,4 +96,52 @@ describe("docs/deploy.md", () => {
     const doc = read("docs/deploy.md");
     for (const m of doc.matchAll(/\]\((\.\.\/[^)#]+)\)/g)) expect(existsSync(join(ROOT, "docs", m[1]!)), m[1]).toBe(true);
   });
+});
+
+describe("npm run deploy (scripts/deploy.mjs): no dev CLOUD_URL in production", () => {
+  const deploy = (args: string[], cloudUrl?: string) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, WRANGLER_SEND_METRICS: "false" };
+    delete env.CLOUD_URL;
+    if (cloudUrl !== undefined) env.CLOUD_URL = cloudUrl;
+    return spawnSync(process.execPath, ["scripts/deploy.mjs", ...args], { cwd: ROOT, env, encoding: "utf8" });
+  };
+
+  it("is what `npm run deploy` runs, and wrangler.toml ships no CLOUD_URL of its own", () => {
+    expect(JSON.parse(read("package.json")).scripts.deploy).toBe("node scripts/deploy.mjs");
+    const vars = /^\[vars\]\n([\s\S]*?)(?=^\[)/m.exec(read("wrangler.toml"))![1]!;
+    expect(vars).not.toMatch(/^\s*CLOUD_URL\s*=/m);
+    expect(read("wrangler.toml")).not.toMatch(/^\s*CLOUD_URL\s*=\s*"http:\/\/(127\.|localhost)/m);
+  });
+
+  it.each<[string, string[], string | undefined, RegExp]>([
+    ["no CLOUD_URL at all", [], undefined, /no CLOUD_URL/],
+    ["the dev address", [], "http://127.0.0.1:8788", /must be https/],
+    ["loopback over https", [], "https://127.0.0.1", /points at this machine/],
+    ["localhost", ["--var", "CLOUD_URL:https://localhost"], undefined, /points at this machine/],
+    ["IPv6 loopback", [], "https://[::1]/", /points at this machine/],
+    ["a bare IP address", [], "https://203.0.113.7", /bare IP address/],
+    ["a custom https port", [], "https://fogline-cloud.example.com:8443", /port 8443/],
+    ["not a URL", [], "fogline-cloud", /not a URL/],
+    ["DEV_CLOSE_CONNECTIONS", ["--var", "DEV_CLOSE_CONNECTIONS:true"], "https://fogline-cloud.example.com", /DEV_CLOSE_CONNECTIONS/],
+  ])("refuses %s before running wrangler", (_, args, cloudUrl, why) => {
+    const r = deploy([...args, "--dry-run"], cloudUrl);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/refusing to deploy/);
+    expect(r.stderr).toMatch(why);
+    expect(r.stdout + r.stderr).not.toMatch(/wrangler \d/); // wrangler's banner: it never started
+  });
+
+  it("deploys (--dry-run) with an https CLOUD_URL, bound as the Worker's CLOUD_URL", () => {
+    const out = mkdtempSync(join(tmpdir(), "fogline-deploy-"));
+    try {
+      const r = deploy(["--dry-run", "--outdir", out], "https://fogline-cloud.example.com");
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/CLOUD_URL https:\/\/fogline-cloud\.example\.com \(from the CLOUD_URL environment variable\)/);
+      // wrangler lists the bindings (hiding --var values) and stops at --dry-run
+      expect(r.stdout).toMatch(/env\.CLOUD_URL \(/);
+      expect(r.stdout).toMatch(/--dry-run: exiting now/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { newNonce, sign, verify, type SignedFields } from "../../shared/src/hmac.js";
+import { checkHeaders, newNonce, sign, verify, type SignedFields } from "../../shared/src/hmac.js";
 
 const SECRET = "s".repeat(64);
 const FP = "cd".repeat(32);
@@ -50,5 +50,16 @@ describe("HMAC signatures of edge->cloud calls", () => {
     expect(await verify(SECRET, headers(sig, { timestamp: "12x" }), body, now)).toEqual({ ok: false, reason: "malformed" });
     expect(await verify(SECRET, headers(sig, { nonce: "short" }), body, now)).toEqual({ ok: false, reason: "malformed" });
     expect(await verify(SECRET, headers(sig, { fingerprint: "not-hex" }), body, now)).toEqual({ ok: false, reason: "malformed" });
+  });
+
+  it("checks presence, format and window without the body (checkHeaders), as verify does first", async () => {
+    const sig = "0".repeat(64);
+    expect(checkHeaders(headers(sig), now)).toEqual({ ok: true }); // well-formed; the MAC needs the body
+    expect(checkHeaders({ ...headers(sig), signature: undefined }, now)).toEqual({ ok: false, reason: "missing" });
+    expect(checkHeaders(headers("zz"), now)).toEqual({ ok: false, reason: "malformed" });
+    expect(checkHeaders(headers(sig, { timestamp: String(now - 61) }), now)).toEqual({ ok: false, reason: "stale" });
+    expect(checkHeaders(headers(sig, { timestamp: String(now + 61) }), now)).toEqual({ ok: false, reason: "stale" });
+    expect(checkHeaders(headers(sig, { timestamp: String(now - 10) }), now, 5)).toEqual({ ok: false, reason: "stale" });
+    expect(await verify(SECRET, headers(sig), body, now)).toEqual({ ok: false, reason: "invalid" });
   });
 });

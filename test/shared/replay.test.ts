@@ -11,6 +11,17 @@ describe("ReplayGuard", () => {
     expect(g.check(sig(2), 1000, 1030)).toBe("fresh");
   });
 
+  it("says whether a signature was accepted, without recording one (the check made before the body is read)", () => {
+    const g = new ReplayGuard(60, 100);
+    expect(g.seen(sig(1), 1000)).toBe(false);
+    expect(g.size).toBe(0);
+    g.check(sig(1), 1000, 1000);
+    expect(g.seen(sig(1), 1030)).toBe(true);
+    expect(g.seen(sig(1), 1061)).toBe(false); // its timestamp left the window
+    expect(g.seen(sig(2), 1030)).toBe(false);
+    expect(g.size).toBe(1);
+  });
+
   it("forgets signatures whose timestamp has left the window", () => {
     const g = new ReplayGuard(60, 100);
     g.check(sig(1), 1000, 1000);

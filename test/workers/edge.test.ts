@@ -8,7 +8,7 @@ import { SELF } from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
 import pkg from "../../package.json";
 import { encodedSize } from "../../shared/src/wire.js";
-import { ClassifyResponse, ErrorResponse, HealthResponse, ModelsResponse } from "../../shared/src/schemas/index.js";
+import { ClassifyResponse, ErrorResponse, HealthResponse, ModelsResponse, OipReady } from "../../shared/src/schemas/index.js";
 import { entropy, exitsAtEdge } from "../../shared/src/entropy.js";
 import { runEdge } from "../../shared/src/runner.js";
 import { app } from "../../workers/src/app.js";
@@ -116,7 +116,43 @@ describe("GET /healthz and GET /v1/models", () => {
     const res = await SELF.fetch("http://edge/healthz");
     expect(res.status).toBe(200);
     const body = HealthResponse.parse(await res.json());
+    expect(body.status).toBe("ok");
+    expect(body.problems).toBeUndefined();
     expect(body.models.map((m) => m.name)).toContain(DEFAULT_MODEL);
+  });
+
+  describe("a misconfigured edge (issue 17): not ready, and it never signs with a weak secret", () => {
+    const example = "replace-me-with-64-hex-characters"; // .dev.vars.example
+    const ready = async (over: Partial<Bindings>) => {
+      const e = { ...env, ...over };
+      const health = await app.request("/healthz", {}, e);
+      const oip = await app.request("/v2/health/ready", {}, e);
+      return { health: { status: health.status, body: HealthResponse.parse(await health.json()) }, oip: { status: oip.status, body: OipReady.parse(await oip.json()) } };
+    };
+
+    it.each<[string, Partial<Bindings>, string[]]>([
+      ["no secret", { FOGLINE_HMAC_SECRET: undefined }, ["hmac_secret_missing"]],
+      ["the example secret", { FOGLINE_HMAC_SECRET: example }, ["hmac_secret_weak"]],
+      ["a short secret", { FOGLINE_HMAC_SECRET: "0123456789abcdef0123456789abcdef" }, ["hmac_secret_weak"]],
+      ["no CLOUD_URL", { CLOUD_URL: "" }, ["cloud_url_missing"]],
+      ["an unparseable CLOUD_URL", { CLOUD_URL: "not a url" }, ["cloud_url_invalid"]],
+      ["a CLOUD_URL that is not http(s)", { CLOUD_URL: "ftp://cloud.example.com" }, ["cloud_url_invalid"]],
+      ["both wrong", { CLOUD_URL: undefined, FOGLINE_HMAC_SECRET: "" }, ["hmac_secret_missing", "cloud_url_missing"]],
+    ])("%s: /healthz and /v2/health/ready answer 503 with the problems", async (_, over, codes) => {
+      const r = await ready(over);
+      expect(r.health.status).toBe(503);
+      expect(r.health.body.status).toBe("misconfigured");
+      expect(r.health.body.problems?.map((p) => p.code)).toEqual(codes);
+      expect(r.oip).toEqual({ status: 503, body: { ready: false, problems: r.health.body.problems } });
+      // the secret's value never shows
+      expect(JSON.stringify(r)).not.toContain(example);
+    });
+
+    it("answers from the edge and degrades (cloud_not_configured) rather than sign with the example secret", async () => {
+      const r = await classifyOk({ query: { threshold: "0" }, env: { FOGLINE_HMAC_SECRET: example } });
+      expect(r).toMatchObject({ degraded: true, degradedReason: "cloud_not_configured", exit: { at: "edge" } });
+      await expectError(await makeRequest({ query: { exit: "cloud" }, env: { FOGLINE_HMAC_SECRET: example } }), 503, "cloud_unavailable");
+    });
   });
 
   it("lists each model's manifest summary, labels from the manifest", async () => {
@@ -208,7 +244,8 @@ describe("POST /v1/classify", () => {
     it("degrades to the edge answer in exit=auto (200, degraded: true, with a reason)", async () => {
       const r = await classifyOk({ query: { threshold: "0" }, env: cloudAt(inject("closedPort")) });
       expect(r).toMatchObject({ degraded: true, exit: { at: "edge" } });
-      expect(r.degradedReason).toMatch(/^unreachable/);
+      // a fixed code: not the fetch error, the address or a setting name (issue 17)
+      expect(r.degradedReason).toBe("cloud_unreachable");
     });
 
     it("returns 503 for exit=cloud", async () => {
@@ -216,10 +253,15 @@ describe("POST /v1/classify", () => {
     });
 
     it("degrades when the cloud rejects the signature (wrong secret), and 503s exit=cloud", async () => {
-      const wrong = { FOGLINE_HMAC_SECRET: "a-different-secret-a-different-secret-0000" };
+      // strong, but not the cloud's
+      const wrong = { FOGLINE_HMAC_SECRET: "899f73a095cc20b79e590a91022d96304991a061d39ba43252397d3811977b29" };
       const r = await classifyOk({ query: { threshold: "0" }, env: wrong });
-      expect(r.degradedReason).toMatch(/^unauthorized/);
-      await expectError(await makeRequest({ query: { exit: "cloud" }, env: wrong }), 503, "cloud_unavailable");
+      expect(r.degradedReason).toBe("cloud_refused");
+      const res = await makeRequest({ query: { exit: "cloud" }, env: wrong });
+      const text = await res.clone().text();
+      await expectError(res, 503, "cloud_unavailable");
+      // the cloud's own message and the setting's name stay in the log
+      expect(text).not.toMatch(/signature|FOGLINE_HMAC_SECRET|unauthorized|127\.0\.0\.1/);
     });
 
     it("refuses a cloud serving another version of the model with 409", async () => {

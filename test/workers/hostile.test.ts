@@ -89,10 +89,10 @@ describe("hostile input at the edge: a 4xx JSON error with a stable code, never 
   });
 
   it("headers that lie about the size: too big for the bytes, or a decompression bomb", async () => {
-    // 40 MP is allowed by the pixel limit, but 3 KB cannot hold it: refused before allocating
-    await expectError(await upload({ body: pngClaiming(png, 8000, 5000) }), 400, "image_decode_failed");
-    await expectError(await upload({ body: pngHeaderOnly(8000, 5000) }), 400, "image_decode_failed");
-    if (jpeg) await expectError(await upload({ body: jpegClaiming(jpeg, 6000, 6000), contentType: "image/jpeg" }), 400, "image_decode_failed");
+    // 4 MP (1 MP for a JPEG) is within every limit, but 3 KB cannot hold it: refused before allocating
+    await expectError(await upload({ body: pngClaiming(png, 2000, 2000) }), 400, "image_decode_failed");
+    await expectError(await upload({ body: pngHeaderOnly(2000, 2000) }), 400, "image_decode_failed");
+    if (jpeg) await expectError(await upload({ body: jpegClaiming(jpeg, 1000, 1000), contentType: "image/jpeg" }), 400, "image_decode_failed");
     // claims 32x32, inflates to 9 MB: stopped after ~1 MB of inflation
     await expectError(await upload({ body: pngBomb() }), 400, "image_decode_failed");
   });
@@ -120,11 +120,23 @@ describe("hostile input at the edge: a 4xx JSON error with a stable code, never 
     await expectError(await upload({ body: new Uint8Array(0) }), 400, "empty_body");
   });
 
-  it("images over MAX_PIXELS (40 MP default, configurable), from the header", async () => {
-    await expectError(await upload({ body: pngHeaderOnly(8000, 5001) }), 413, "image_too_large");
+  it("images over MAX_PIXELS (4 MP default, configurable), from the header", async () => {
+    await expectError(await upload({ body: pngHeaderOnly(2001, 2000) }), 413, "image_too_large");
     if (jpeg) await expectError(await upload({ body: jpegClaiming(jpeg, 7000, 6000), contentType: "image/jpeg" }), 413, "image_too_large");
     await expectError(await upload({ body: makePng(40, 40), env: { MAX_PIXELS: "1000" } }), 413, "image_too_large");
     expect((await upload({ body: makePng(30, 30), env: { MAX_PIXELS: "1000" }, query: "exit=edge" })).status).toBe(200);
+  });
+
+  it("decodes that would hold more than MAX_DECODE_BYTES (48 MiB default, configurable), from the header", async () => {
+    // a JPEG is estimated at 48 bytes per pixel: 1500x1500 is within 4 MP but over 48 MiB
+    if (jpeg) await expectError(await upload({ body: jpegClaiming(jpeg, 1500, 1500), contentType: "image/jpeg" }), 413, "image_too_large");
+    if (jpeg) await expectError(await upload({ body: jpeg, contentType: "image/jpeg", env: { MAX_DECODE_BYTES: "1000" } }), 413, "image_too_large");
+    expect((await upload({ body: makePng(64, 64), env: { MAX_DECODE_BYTES: "4096" }, query: "exit=edge" })).status).toBe(200);
+  });
+
+  it("images more elongated than 32:1 are refused with 422", async () => {
+    await expectError(await upload({ body: pngHeaderOnly(3300, 100) }), 422, "image_unsupported");
+    await expectError(await upload({ body: pngHeaderOnly(10, 400) }), 422, "image_unsupported");
   });
 
   it("a body that breaks off mid-stream", async () => {

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { ApiError } from "../../../shared/src/errors.js";
-import { verify, type VerifyFailure } from "../../../shared/src/hmac.js";
+import { checkHeaders, verify, type VerifyFailure } from "../../../shared/src/hmac.js";
 import { logFields } from "../../../shared/src/http.js";
 import { runTail } from "../../../shared/src/runner.js";
 import { TAIL_HEADERS, type TailResponse } from "../../../shared/src/schemas/tail.js";
@@ -25,14 +25,10 @@ tail.post("/v1/tail/:model", async (c) => {
   if (!model) throw new ApiError("model_not_found", `unknown model "${name}" (served: ${[...models.keys()].join(", ")})`);
   const { manifest } = model;
 
-  // The largest legal payload is known from the manifest, never from the client.
-  const maxBytes = encodedSize([maxBatch, ...manifest.split.shape], "fp32");
-  const declared = Number(c.req.header("content-length") ?? "");
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    throw new ApiError("payload_too_large", `${declared} bytes is more than the ${maxBytes} a batch of ${maxBatch} can take`);
-  }
-  const body = await readLimited(c.req.raw.body, maxBytes);
-
+  // Everything that needs no body first, so an unsigned, malformed, stale or replayed call is
+  // refused before a byte of its body is read: the headers' presence and format, the timestamp
+  // window, and whether this signature was already accepted (only verified signatures are in the
+  // replay cache, so a miss proves nothing and a hit is a replay).
   const signed = {
     fingerprint: c.req.header(TAIL_HEADERS.fingerprint),
     timestamp: c.req.header(TAIL_HEADERS.timestamp),
@@ -40,21 +36,34 @@ tail.post("/v1/tail/:model", async (c) => {
     signature: c.req.header(TAIL_HEADERS.signature),
   };
   const nowS = Math.floor(now() / 1000);
-  const check = await verify(secret, signed, body, nowS, maxSkewS);
-  let refused: VerifyFailure | "replayed" | undefined = check.ok ? undefined : check.reason;
-  if (check.ok) {
-    // only verified signatures are remembered, so nobody without the secret can fill the cache
-    const verdict = replay.check(signed.signature!, Number(signed.timestamp), nowS);
-    if (verdict === "full") {
-      throw new ApiError("overloaded", `more than ${replay.maxEntries} signed calls within ${maxSkewS} s on this instance; retry later`);
-    }
-    if (verdict === "replayed") refused = "replayed";
+  const refuse = (why: VerifyFailure | "replayed"): never => {
+    metrics.authFailures.inc({ reason: why });
+    logFields(c, { auth: why });
+    throw new ApiError("unauthorized", `${WHY[why]}: edge->cloud calls are signed with FOGLINE_HMAC_SECRET`);
+  };
+  const pre = checkHeaders(signed, nowS, maxSkewS);
+  if (!pre.ok) refuse(pre.reason);
+  if (replay.seen(signed.signature!, nowS)) refuse("replayed");
+
+  // The largest legal payload is known from the manifest, never from the client; the limit holds
+  // while streaming, so a missing or lying content-length cannot make us buffer more.
+  const maxBytes = encodedSize([maxBatch, ...manifest.split.shape], "fp32");
+  const declared = Number(c.req.header("content-length") ?? "");
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    throw new ApiError("payload_too_large", `${declared} bytes is more than the ${maxBytes} a batch of ${maxBatch} can take`);
   }
-  if (refused) {
-    metrics.authFailures.inc({ reason: refused });
-    logFields(c, { auth: refused });
-    throw new ApiError("unauthorized", `${WHY[refused]}: edge->cloud calls are signed with FOGLINE_HMAC_SECRET`);
+  const body = await readLimited(c.req.raw.body, maxBytes);
+
+  // the window again: the body may have taken its time
+  const afterS = Math.floor(now() / 1000);
+  const check = await verify(secret, signed, body, afterS, maxSkewS);
+  if (!check.ok) refuse(check.reason);
+  // only verified signatures are remembered, so nobody without the secret can fill the cache
+  const verdict = replay.check(signed.signature!, Number(signed.timestamp), afterS);
+  if (verdict === "full") {
+    throw new ApiError("overloaded", `more than ${replay.maxEntries} signed calls within ${maxSkewS} s on this instance; retry later`);
   }
+  if (verdict === "replayed") refuse("replayed");
   const fingerprint = signed.fingerprint!;
 
   let header;

@@ -59,6 +59,16 @@ export const RequestEnergy = z.object({
 });
 
 /** 200 body of `POST /v1/classify`. */
+/**
+ * Why the cloud could not answer, as clients see it: a fixed code, never an error message (the
+ * detail is in the edge's warning log line, under the same request id).
+ */
+export const DegradedReason = z.enum(["cloud_not_configured", "cloud_timeout", "cloud_unreachable", "cloud_refused", "cloud_error"]).meta({
+  description:
+    "`cloud_not_configured`: the edge has no usable CLOUD_URL or secret; `cloud_timeout`: no answer within CLOUD_TIMEOUT_MS; `cloud_unreachable`: no connection; `cloud_refused`: the cloud refused the signature (401); `cloud_error`: any other failure of the cloud or of its answer",
+});
+export type DegradedReason = z.infer<typeof DegradedReason>;
+
 export const ClassifyResponse = z.object({
   model: z.object({ name: z.string(), version: z.string(), fingerprint: z.string() }),
   label: z.string(),
@@ -73,7 +83,7 @@ export const ClassifyResponse = z.object({
   }),
   engine: EngineName.optional().meta({ description: "the engine that ran the edge graph (`ort` or `packed`)" }),
   degraded: z.boolean().meta({ description: "the cloud was needed but could not answer: this is the edge's own prediction" }),
-  degradedReason: z.string().optional().meta({ description: "why the cloud could not answer, when `degraded`" }),
+  degradedReason: DegradedReason.optional().meta({ description: "why the cloud could not answer, when `degraded`" }),
   wire: z
     .object({ precision: WirePrecision, bytes: z.number().int() })
     .optional()

@@ -5,6 +5,7 @@
  */
 import * as z from "zod";
 import { EngineChoice, ExitMode } from "./classify.js";
+import { ConfigProblem } from "./models.js";
 
 /** `$parameter_value = $boolean | $number | $string`: parameters hold scalars only. */
 export const OipParameters = z.record(z.string(), z.union([z.boolean(), z.number(), z.string()]));
@@ -21,7 +22,10 @@ export type OipServerMetadata = z.infer<typeof OipServerMetadata>;
 export const OipLive = z.object({ live: z.boolean() });
 export type OipLive = z.infer<typeof OipLive>;
 /** `GET /v2/health/ready` */
-export const OipReady = z.object({ ready: z.boolean() });
+export const OipReady = z.object({
+  ready: z.boolean(),
+  problems: z.array(ConfigProblem).optional().meta({ description: "when not ready because of the configuration: what to fix" }),
+});
 export type OipReady = z.infer<typeof OipReady>;
 /** `GET /v2/models/{model}/ready` */
 export const OipModelReady = z.object({ name: z.string(), ready: z.boolean() });

@@ -1,11 +1,12 @@
 /**
  * The edge->cloud hop: encode the split activation (shared wire format), sign it (HMAC), POST it
  * to `{CLOUD_URL}/v1/tail/{model}` with a timeout, and validate the answer. Any failure becomes a
- * CloudError with a short reason; the classify route decides whether that degrades or fails.
+ * CloudError with a short reason and a detailed message (for the log only: clients see the fixed
+ * code of publicReason); the pipeline decides whether that degrades or fails.
  */
 import { newNonce, sign } from "../../../shared/src/hmac.js";
 import type { Tensor } from "../../../shared/src/runner.js";
-import type { WirePrecision } from "../../../shared/src/schemas/classify.js";
+import type { DegradedReason, WirePrecision } from "../../../shared/src/schemas/classify.js";
 import type { Manifest } from "../../../shared/src/schemas/manifest.js";
 import { TAIL_CONTENT_TYPE, TAIL_HEADERS, TailResponse } from "../../../shared/src/schemas/tail.js";
 import { ErrorResponse } from "../../../shared/src/schemas/error.js";
@@ -21,6 +22,22 @@ export type CloudFailure =
   | "rejected"
   | "server_error"
   | "bad_response";
+
+/** What a client is told (`degradedReason`, OIP `degraded_reason`): a fixed code, no internals. */
+export function publicReason(reason: CloudFailure): DegradedReason {
+  switch (reason) {
+    case "not_configured":
+      return "cloud_not_configured";
+    case "timeout":
+      return "cloud_timeout";
+    case "unreachable":
+      return "cloud_unreachable";
+    case "unauthorized":
+      return "cloud_refused";
+    default:
+      return "cloud_error";
+  }
+}
 
 export class CloudError extends Error {
   override name = "CloudError";

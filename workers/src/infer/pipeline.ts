@@ -10,8 +10,8 @@
 import { entropy, exitsAtEdge } from "../../../shared/src/entropy.js";
 import { ApiError } from "../../../shared/src/errors.js";
 import { runEdge, type Tensor } from "../../../shared/src/runner.js";
-import type { EngineChoice, EngineName, ExitMode, WirePrecision } from "../../../shared/src/schemas/classify.js";
-import { CloudError, callCloud } from "../cloud/client.js";
+import type { DegradedReason, EngineChoice, EngineName, ExitMode, WirePrecision } from "../../../shared/src/schemas/classify.js";
+import { CloudError, callCloud, publicReason } from "../cloud/client.js";
 import type { EdgeConfig } from "../env.js";
 import type { EdgeModel } from "../models/registry.js";
 import { edgeLogger, metrics } from "../observability.js";
@@ -44,7 +44,7 @@ export interface PipelineResult {
   samples: SampleAnswer[];
   /** the cloud was needed but could not answer; the affected samples carry the edge's answer */
   degraded: boolean;
-  degradedReason?: string;
+  degradedReason?: DegradedReason;
   /** what went over the wire, when the cloud was called */
   wire?: { precision: WirePrecision; bytes: number };
   /** the engine that ran the edge graph */
@@ -119,10 +119,18 @@ async function decide(req: PipelineRequest): Promise<PipelineResult> {
         `edge and cloud serve different versions of "${manifest.name}" (edge ${manifest.version}, fingerprint ${manifest.fingerprint.slice(0, 12)}…): ${e.message}`,
       );
     }
-    if (mode === "cloud") throw new ApiError("cloud_unavailable", `exit=cloud, but ${e.message}`);
+    // The client gets a fixed code; the detail (addresses, the cloud's own messages, setting
+    // names) goes to the log only, under the request id.
+    const reason = publicReason(e.reason);
+    edgeLogger(cfg.logLevel).log("warn", mode === "cloud" ? "cloud unavailable for exit=cloud" : "degraded to the edge answer", {
+      requestId: req.requestId,
+      reason,
+      failure: e.reason,
+      detail: e.message,
+    });
+    if (mode === "cloud") throw new ApiError("cloud_unavailable", `exit=cloud, but the cloud could not answer (${reason})`);
     metrics.degraded.inc({ model: manifest.name, reason: e.reason });
-    edgeLogger(cfg.logLevel).log("warn", "degraded to the edge answer", { requestId: req.requestId, reason: e.reason, detail: e.message });
     // exit=auto: the edge's own prediction beats an error (issue 6)
-    return { samples, degraded: true, degradedReason: `${e.reason}: ${e.message}`, engine, edgeMs };
+    return { samples, degraded: true, degradedReason: reason, engine, edgeMs };
   }
 }

@@ -21,7 +21,7 @@ classify.post("/v1/classify", zValidator("query", ClassifyQuery, queryHook), asy
   const { manifest } = model;
 
   const bytes = await readImageUpload(c.req.raw, cfg.maxBodyBytes);
-  const input = preprocessImage(bytes, manifest.input, { maxPixels: cfg.maxPixels });
+  const input = preprocessImage(bytes, manifest.input, { maxPixels: cfg.maxPixels, maxDecodeBytes: cfg.maxDecodeBytes });
   const t1 = Date.now();
   const threshold = q.threshold ?? manifest.exit.threshold;
   const r = await runPipeline({

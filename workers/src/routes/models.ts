@@ -13,17 +13,20 @@ models.get("/v1/models", (c) => {
 });
 
 /**
- * Ready when the bundled manifests parse and every model's serving engine loads (so the first call
+ * Ready when the bundled manifests parse, every model's serving engine loads (so the first call
  * warms the isolate: ORT start-up + session creation, ~0.5 s, or the packed engine's few ms,
- * happens here rather than in a classify).
+ * happens here rather than in a classify), and the edge can call the cloud: a missing or weak
+ * secret or a missing or unparseable CLOUD_URL is 503 `misconfigured` with the problems, although
+ * the edge still answers what exits there (and degrades the rest).
  */
 models.get("/healthz", async (c) => {
   const cfg = edgeConfig(c.env);
   await Promise.all([...allModels().values()].map((m) => servingRunner(m, cfg)));
   const body: HealthResponse = {
-    status: "ok",
+    status: cfg.problems.length ? "misconfigured" : "ok",
     role: "edge",
     models: [...allModels().values()].map(({ manifest: m }) => ({ name: m.name, version: m.version, fingerprint: m.fingerprint })),
+    ...(cfg.problems.length > 0 && { problems: cfg.problems }),
   };
-  return c.json(body);
+  return c.json(body, cfg.problems.length ? 503 : 200);
 });

@@ -28,11 +28,16 @@ oip.get("/v2", (c) => c.json({ name: "fogline", version: pkg.version, extensions
 
 oip.get("/v2/health/live", (c) => c.json({ live: true } satisfies OipLive));
 
-/** Ready when every bundled model's serving engine loads (the cloud is optional: auto degrades). */
+/**
+ * Ready when every bundled model's serving engine loads and the edge can call the cloud (secret and
+ * CLOUD_URL usable; /healthz says the same). The cloud itself is not probed: when it is down,
+ * auto requests degrade.
+ */
 oip.get("/v2/health/ready", async (c) => {
   try {
     const cfg = edgeConfig(c.env);
     await Promise.all([...allModels().values()].map((m) => servingRunner(m, cfg)));
+    if (cfg.problems.length) return c.json({ ready: false, problems: cfg.problems } satisfies OipReady, 503);
     return c.json({ ready: true } satisfies OipReady);
   } catch (e) {
     console.error(JSON.stringify({ level: "error", msg: "not ready", error: String(e), requestId: c.get("requestId") }));
@@ -81,7 +86,7 @@ for (const base of ["/v2/models/:model", "/v2/models/:model/versions/:version"])
     const req = parsed.data;
     checkRequestedOutputs(req);
 
-    const input = decodeInput(req.inputs[0]!, manifest.input, { maxBatch: MAX_BATCH, maxPixels: cfg.maxPixels });
+    const input = decodeInput(req.inputs[0]!, manifest.input, { maxBatch: MAX_BATCH, maxPixels: cfg.maxPixels, maxDecodeBytes: cfg.maxDecodeBytes });
     const threshold = req.parameters?.threshold ?? manifest.exit.threshold;
     const mode = req.parameters?.exit ?? "auto";
     const r = await runPipeline({ model, input, threshold, mode, cfg, requestId: c.get("requestId"), engine: req.parameters?.engine ?? "auto" });
