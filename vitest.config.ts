@@ -1,6 +1,10 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
+// The fuzz tests explore: a new seed every run unless FUZZ_SEED is set, chosen once here so that
+// the Node and workerd projects share it; each fuzz test prints it in its name and failures.
+process.env.FUZZ_SEED ??= String(Math.floor(Math.random() * 2 ** 31));
+
 export default defineConfig({
   test: {
     projects: [
@@ -23,7 +27,12 @@ export default defineConfig({
                 FOGLINE_HMAC_SECRET: inject("hmacSecret"),
                 // access lines of thousands of test requests would bury the failures
                 LOG_LEVEL: "warn",
+                FUZZ_SEED: process.env.FUZZ_SEED,
               },
+              // A real (miniflare) Rate Limiting binding under another name: wrangler.toml has no
+              // CLOUD_RATE_LIMITER, so nothing is limited unless a test passes this one as it
+              // (test/workers/edge.test.ts, "per-client limit"), each with its own client keys.
+              ratelimits: { TEST_CLOUD_RATE_LIMITER: { simple: { limit: 5, period: 60 } } },
             },
           })),
         ],

@@ -26,6 +26,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { descendants, stackMemory } from "./lib/processes.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -100,44 +101,6 @@ function images() {
     out.push({ name: `jpeg-${w}x${h}`, type: "image/jpeg", body: toJpeg(w, h, smoothRgb(w, h, seed)) });
   }
   return out;
-}
-
-// ---------------------------------------------------------------- processes and memory
-function processTable() {
-  // ps works on Linux and macOS; on Windows memory is reported as unavailable
-  const r = spawnSync("ps", ["-eo", "pid=,ppid=,rss=,args="], { encoding: "utf8" });
-  if (r.status !== 0) return [];
-  return r.stdout
-    .split("\n")
-    .map((l) => /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/.exec(l))
-    .filter(Boolean)
-    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), rssKiB: Number(m[3]), args: m[4] }));
-}
-
-function descendants(rootPid) {
-  const table = processTable();
-  const out = [];
-  const queue = [rootPid];
-  while (queue.length) {
-    const p = queue.shift();
-    for (const row of table) if (row.ppid === p) out.push(row), queue.push(row.pid);
-  }
-  return out;
-}
-
-function memory(rootPid) {
-  if (rootPid === undefined) return undefined;
-  const procs = descendants(rootPid);
-  const mib = (rows) => (rows.length ? Math.round((rows.reduce((a, r) => a + r.rssKiB, 0) / 1024) * 10) / 10 : null);
-  // wrangler dev runs two workerd processes: the Worker's runtime (with the inspector, through
-  // which its console output reaches the terminal) and the dev server's ProxyWorker in front of it
-  const workerd = procs.filter((p) => /(^|\/)workerd$/.test(p.args.split(" ")[0] ?? ""));
-  return {
-    cloudMiB: mib(procs.filter((p) => p.args.includes("cloud/src/server.ts"))),
-    workerdMiB: mib(workerd.filter((p) => p.args.includes("--inspector-addr"))),
-    workerdProxyMiB: mib(workerd.filter((p) => !p.args.includes("--inspector-addr"))),
-    wranglerMiB: mib(procs.filter((p) => p.args.includes("wrangler") && !p.args.includes("workerd"))),
-  };
 }
 
 // ---------------------------------------------------------------- server
@@ -268,26 +231,26 @@ async function main() {
     log(`starting npm start (scripts/start.mjs) in ${cwd} on edge :${edgePort}, cloud :${cloudPort}; server output in .loadtest/server.log`);
     await startServer(cwd);
   }
-  const idle = memory(serverPid);
+  const idle = stackMemory(serverPid);
   log(`ready; memory idle: ${JSON.stringify(idle)}`);
 
   if (warmup > 0) {
     log(`warm-up: ${connections} connections for ${warmup} s`);
     await run({ url: target, connections, duration: warmup, requests: requestsFor(pool), timeout: 30 });
   }
-  const start = memory(serverPid);
+  const start = stackMemory(serverPid);
   log(`memory at start (after warm-up): ${JSON.stringify(start)}`);
 
   const counters = { edge: 0, cloud: 0, degraded: 0, unparsable: 0, failures: {} };
   const samples = [];
   const sampler = setInterval(() => {
-    const m = memory(serverPid);
+    const m = stackMemory(serverPid);
     if (m) samples.push({ t: samples.length * 5 + 5, ...m });
   }, 5000);
   log(`load: ${connections} connections for ${duration} s`);
   const result = await run({ url: target, connections, duration, requests: requestsFor(pool, counters), timeout: 30 });
   clearInterval(sampler);
-  const end = memory(serverPid);
+  const end = stackMemory(serverPid);
   const loadAfter = os.loadavg();
   const mine = new Set([process.pid, ...(serverPid ? [serverPid, ...descendants(serverPid).map((p) => p.pid)] : [])]);
   const background = backgroundLoad(mine);

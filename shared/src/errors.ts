@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   image_unsupported: 422,
   // Open Inference Protocol requests (tensor shape, datatype, data)
   invalid_input: 400,
+  // a legal input the model answers with NaN or Infinity (JSON would send null): refused instead
+  output_not_finite: 422,
   // models
   model_not_found: 404,
   model_mismatch: 409,
@@ -30,6 +32,8 @@ export const ERROR_CODES = {
   unauthorized: 401,
   invalid_payload: 400,
   cloud_unavailable: 503,
+  // a client's budget of cloud-bound samples is spent (exit=cloud; exit=auto degrades instead)
+  rate_limited: 429,
   overloaded: 503,
   internal_error: 500,
 } as const;
@@ -42,6 +46,8 @@ export class ApiError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** response headers to send with the error (e.g. `retry-after` of a 429) */
+    readonly headers?: Readonly<Record<string, string>>,
   ) {
     super(message);
     this.name = "ApiError";

@@ -118,7 +118,7 @@ export function metricsHandler(registry: Registry, token: (c: Context) => string
 /** Renders every error as `{ error: { code, message } }`: never an HTML page or a stack trace. */
 export function onError(role: "edge" | "cloud", logger: (c: Context) => Logger = () => createLogger(role)): ErrorHandler {
   return (err: Error, c: Context) => {
-    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status, err.headers ? { ...err.headers } : undefined);
     if (err instanceof HTTPException) {
       const code = httpExceptionCode(err.status);
       return c.json(errorBody(code, err.message || code), err.status);

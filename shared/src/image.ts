@@ -1,15 +1,16 @@
 /**
- * Image decoding for uploads: PNG (our streaming decoder, png.ts) and JPEG (jpeg-js), both pure
- * JS so they run in workerd. Hostile input is refused before the expensive part, from the header
- * alone: the format is sniffed from the magic bytes, and the size is checked against the limits
- * below, which are sized so that no upload can take a Worker isolate (128 MB, the models loaded)
- * past its memory (docs/reliability.md, "Image memory").
+ * Image decoding for uploads: PNG (png.ts) and JPEG (jpeg.ts, derived from jpeg-js), both our
+ * own streaming decoders in pure TypeScript so they run in workerd. Hostile input is refused
+ * before the expensive part, from the header alone: the format is sniffed from the magic bytes,
+ * and the size is checked against the limits below, which are sized so that no upload can take
+ * a Worker isolate (128 MB, the models loaded) past its memory (docs/reliability.md, "Image
+ * memory").
  *
  * Decoding hands out 8-bit RGB rows in order (`decodeRows`), so the caller can reduce them as
  * they come (preprocess.ts resizes into the 32x32 output) and never hold the image.
  */
-import decodeJpeg from "jpeg-js/lib/decoder.js";
 import { ApiError } from "./errors.js";
+import { decodeJpegRows, jpegDecodeBytes, readJpegFrame, type JpegFrameInfo } from "./jpeg.js";
 import { decodePngRows, PNG_CHANNELS, pngRawSize } from "./png.js";
 
 export type ImageFormat = "png" | "jpeg";
@@ -52,6 +53,8 @@ interface Frame {
   bitsPerPixel: number;
   interlaced: boolean;
   components: number;
+  /** JPEG: the frame header (sampling factors), for the memory estimate */
+  jpeg?: JpegFrameInfo;
 }
 
 /** Size and layout from the PNG IHDR or the JPEG SOFn segment, without decoding. */
@@ -66,24 +69,14 @@ function readFrame(bytes: Uint8Array, format: ImageFormat): Frame {
     if (!channels) throw new ApiError("image_decode_failed", `PNG colour type ${bytes[25]} does not exist`);
     return { width: view.getUint32(16), height: view.getUint32(20), bitsPerPixel: bytes[24]! * channels, interlaced: bytes[28] === 1, components: channels };
   }
-  let off = 2;
-  while (off + 4 <= bytes.length) {
-    if (bytes[off] !== 0xff) throw new ApiError("image_decode_failed", "JPEG marker expected (corrupt file)");
-    const marker = bytes[off + 1]!;
-    if (marker === 0xff) {
-      off += 1; // fill byte
-      continue;
-    }
-    const len = view.getUint16(off + 2);
-    const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
-    if (isSof) {
-      if (off + 10 > bytes.length) break;
-      return { height: view.getUint16(off + 5), width: view.getUint16(off + 7), bitsPerPixel: 8 * bytes[off + 9]!, interlaced: false, components: bytes[off + 9]! };
-    }
-    if (len < 2) throw new ApiError("image_decode_failed", "JPEG segment with invalid length");
-    off += 2 + len;
+  let jpeg: JpegFrameInfo;
+  try {
+    jpeg = readJpegFrame(bytes);
+  } catch (e) {
+    throw new ApiError("image_decode_failed", `could not decode the JPEG: ${(e as Error).message}`);
   }
-  throw new ApiError("image_decode_failed", "JPEG has no frame header (truncated or corrupt)");
+  const n = jpeg.components.length;
+  return { width: jpeg.width, height: jpeg.height, bitsPerPixel: 8 * n, interlaced: false, components: n, jpeg };
 }
 
 /** Width and height from the header, without decoding. */
@@ -92,14 +85,11 @@ export function readDimensions(bytes: Uint8Array, format: ImageFormat): { width:
   return { width, height };
 }
 
-/** jpeg-js keeps every 8x8 block as its own Int32Array, plus per-line buffers and an RGB copy:
- * measured at 43-45 bytes of peak memory per pixel (4:2:0 and 4:4:4, 2000x2000). */
-const JPEG_BYTES_PER_PIXEL = 48;
-
 /**
  * Peak bytes a decode holds, from the header (an upper bound of what the decoders allocate,
  * checked by test/node/image-memory.test.ts). A non-interlaced PNG streams: two scanlines and
- * one RGB row. An interlaced PNG holds the RGB image. A JPEG costs JPEG_BYTES_PER_PIXEL.
+ * one RGB row. An interlaced PNG holds the RGB image. A JPEG holds its DCT coefficients (2 bytes
+ * per sample, MCU-padded, per component) and an MCU row of samples (`jpegDecodeBytes`).
  */
 export function decodeBytesNeeded(f: Frame, format: ImageFormat): number {
   const pixels = f.width * f.height;
@@ -107,7 +97,8 @@ export function decodeBytesNeeded(f: Frame, format: ImageFormat): number {
     const line = Math.ceil((f.width * f.bitsPerPixel) / 8) + 1;
     return 2 * line + 3 * f.width + (f.interlaced ? 3 * pixels : 0);
   }
-  return JPEG_BYTES_PER_PIXEL * pixels;
+  if (!f.jpeg) throw new Error("decodeBytesNeeded: a JPEG frame without its header");
+  return jpegDecodeBytes(f.jpeg);
 }
 
 function checkLimits(f: Frame, format: ImageFormat, limits: DecodeLimits): void {
@@ -174,18 +165,10 @@ export function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): RgbIm
 }
 
 function jpegRows(bytes: Uint8Array, maxBytes: number, width: number, height: number, onRow: (y: number, rgb: Uint8Array) => void): void {
-  const img = decodeJpeg(bytes, {
-    useTArray: true,
-    formatAsRGBA: false,
-    tolerantDecoding: false,
-    maxResolutionInMP: MAX_SIDE * MAX_SIDE / 1e6,
-    // jpeg-js counts only part of what it holds against this (our estimate, checked before,
-    // counts all of it); kept as a second line of defence
-    maxMemoryUsageInMB: maxBytes / 2 ** 20,
-  });
-  if (img.width !== width || img.height !== height) throw new Error("decoded size differs from the header");
-  const row = 3 * width;
-  for (let y = 0; y < height; y++) onRow(y, img.data.subarray(y * row, (y + 1) * row));
+  // the decoder checks its own estimate (the same as checkLimits's) against maxBytes again
+  // before allocating, and streams: coefficients, then one MCU row of samples at a time
+  const size = decodeJpegRows(bytes, onRow, { maxBytes });
+  if (size.width !== width || size.height !== height) throw new Error("decoded size differs from the header");
 }
 
 /** DEFLATE cannot do better than 1032:1 (a 258-byte match in 2 bits, RFC 1951). */

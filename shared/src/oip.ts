@@ -22,6 +22,115 @@ type OipInput = OipInferRequest["inputs"][number];
 
 const bad = (message: string) => new ApiError("invalid_input", message);
 
+/**
+ * Largest magnitude an FP32 input element may have. The model's input is normalised pixels,
+ * `(p / 255 - mean) / std`: |x| <= 1 / std for any mean in [0, 1], i.e. 2 for the shipped models
+ * (mean 0.5, std 0.5) and under 100 for any sane std. 1e4 leaves every real normalisation room
+ * (std down to 1e-4) while keeping the graphs far from float32 overflow: measured on the shipped
+ * exports, inputs of +-1e4 in the worst of several patterns give exit logits up to 1.1e6 and
+ * split activations up to 2.0e5 (MAX_ABS_ACTIVATION, shared/src/wire.ts, is 1e8), where 1e38
+ * made them NaN (a 500 with exit=auto, nulls with exit=edge).
+ */
+export const MAX_ABS_INPUT = 1e4;
+
+/**
+ * The budget of a JSON infer body, from the largest legal request, in one place (docs/reliability.md
+ * "Open Inference Protocol"). What JSON.parse costs is the number of values and containers it
+ * builds (a number is 8-24 bytes of heap, an empty array or object 16-56), not the bytes: 10 MB of
+ * `0,` or `[],` was ~250-310 MiB in a Worker. With N = MAX_BATCH (64) and a `[C,H,W]` input:
+ *
+ *   total bytes      <= MAX_BODY_BYTES           (base64 BYTES images live in strings: unchanged)
+ *   structure bytes  <= 64 KiB + N*C*H*W * 32    (non-whitespace bytes outside string contents)
+ *   commas           <= 4096 + N*C*H*W           (so values <= commas + containers)
+ *   arrays + objects <= 1024 + N*(1 + C + C*H)   (`data` nested as [N][C][H][W], plus the envelope)
+ *   nesting depth    <= 16                       (a nested rank-4 tensor in the envelope is 7)
+ *
+ * 32 bytes per number holds the longest float64 a client may write (`-1.2345678901234567e-308`,
+ * 24 characters, for a float32 value widened to float64 by numpy's `tolist()`) with its separator
+ * `, ` and its share of the nesting brackets; whitespace is not counted, so pretty-printed JSON
+ * passes too. 64 KiB, 4096 and 1024 cover the envelope (`id`, names, parameters, outputs). For a
+ * 32x32 RGB model: 6,356,992 structure bytes, 200,704 commas, 7,424 containers; JSON.parse of the
+ * largest legal request then holds about 5 MiB besides the text.
+ */
+export const JSON_NUMBER_BYTES = 32;
+export const JSON_ENVELOPE_BYTES = 64 * 1024;
+export const JSON_ENVELOPE_VALUES = 4096;
+export const JSON_ENVELOPE_CONTAINERS = 1024;
+export const JSON_MAX_DEPTH = 16;
+
+export interface JsonBodyLimits {
+  maxBytes: number;
+  maxStructureBytes: number;
+  maxCommas: number;
+  maxContainers: number;
+  maxDepth: number;
+}
+
+export function inferBodyLimits(spec: { height: number; width: number; channels?: number }, maxBatch: number, maxBodyBytes: number): JsonBodyLimits {
+  const c = spec.channels ?? 3;
+  const values = maxBatch * c * spec.height * spec.width;
+  return {
+    maxBytes: maxBodyBytes,
+    maxStructureBytes: JSON_ENVELOPE_BYTES + values * JSON_NUMBER_BYTES,
+    maxCommas: JSON_ENVELOPE_VALUES + values,
+    maxContainers: JSON_ENVELOPE_CONTAINERS + maxBatch * (1 + c + c * spec.height),
+    maxDepth: JSON_MAX_DEPTH,
+  };
+}
+
+/**
+ * Counts a JSON body's structure while it streams (readLimited's `inspect`), without parsing or
+ * allocating: string state, commas, containers and depth outside strings. Refuses with 413
+ * `payload_too_large` as soon as the body holds more than the largest legal request can, and with
+ * 400 `invalid_input` when it nests deeper than one can, before JSON.parse sees any of it.
+ * It does not validate JSON; JSON.parse does that afterwards, on a body now known to be small.
+ */
+export class JsonBudget {
+  private inString = false;
+  private escaped = false;
+  private depth = 0;
+  structureBytes = 0;
+  commas = 0;
+  containers = 0;
+
+  constructor(private readonly limits: JsonBodyLimits) {}
+
+  push(chunk: Uint8Array): void {
+    let { inString, escaped, depth, structureBytes, commas, containers } = this;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (b === 0x5c) escaped = true; // backslash
+        else if (b === 0x22) {
+          inString = false;
+          structureBytes++;
+        }
+        continue;
+      }
+      if (b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09) continue;
+      structureBytes++;
+      if (b === 0x22) inString = true;
+      else if (b === 0x2c) commas++;
+      else if (b === 0x5b || b === 0x7b) {
+        containers++;
+        if (++depth > this.limits.maxDepth) throw bad(`the JSON nests deeper than ${this.limits.maxDepth} levels`);
+      } else if (b === 0x5d || b === 0x7d) depth--;
+    }
+    Object.assign(this, { inString, escaped, depth, structureBytes, commas, containers });
+    const l = this.limits;
+    const over =
+      structureBytes > l.maxStructureBytes
+        ? `${structureBytes} bytes of JSON outside strings (at most ${l.maxStructureBytes})`
+        : commas > l.maxCommas
+          ? `more than ${l.maxCommas} values`
+          : containers > l.maxContainers
+            ? `more than ${l.maxContainers} arrays and objects`
+            : undefined;
+    if (over) throw new ApiError("payload_too_large", `the body holds ${over}: more than the largest legal request, a batch of the model's input tensors, can`);
+  }
+}
+
 export function modelMetadata(m: Manifest): OipModelMetadata {
   const { height: h, width: w, channels: c } = m.input;
   return {
@@ -48,6 +157,36 @@ function flatten(data: unknown[], rank: number): unknown[] {
     out = (out as unknown[][]).flat();
   }
   if (out.some(Array.isArray)) throw bad("tensor data is nested deeper than its shape");
+  return out;
+}
+
+/**
+ * Row-major FP32 data, flat or nested no deeper than `rank`, straight into a Float32Array of the
+ * shape's `count` (no flattened copy): stops at the first value past `count`, and refuses anything
+ * but finite numbers within +-MAX_ABS_INPUT.
+ */
+function fillFp32(data: unknown[], rank: number, count: number): Float32Array {
+  const out = new Float32Array(count);
+  let k = 0;
+  const walk = (arr: unknown[], depth: number): void => {
+    const nested = arr.length > 0 && Array.isArray(arr[0]);
+    if (nested && depth + 1 >= rank) throw bad("tensor data is nested deeper than its shape");
+    for (const v of arr) {
+      if (Array.isArray(v) !== nested) throw bad("tensor data mixes nested arrays and scalars");
+      if (nested) {
+        walk(v as unknown[], depth + 1);
+        continue;
+      }
+      if (k >= count) throw bad(`FP32 input has more values than its shape says (${count})`);
+      if (typeof v !== "number") throw bad(`FP32 element ${k} is not a number (${typeof v === "string" ? "a string" : JSON.stringify(v)})`);
+      if (!(Math.abs(v) <= MAX_ABS_INPUT)) {
+        throw bad(`FP32 element ${k} is ${v}: inputs are normalised pixels, finite and within +-${MAX_ABS_INPUT}`);
+      }
+      out[k++] = v;
+    }
+  };
+  walk(data, 0);
+  if (k !== count) throw bad(`FP32 input has ${k} values, its shape says ${count}`);
   return out;
 }
 
@@ -89,15 +228,12 @@ export function decodeInput(input: OipInput, spec: InputSpec, limits: InputLimit
     if (input.shape.length !== 4 || input.shape.some((d, i) => d !== want[i])) {
       throw bad(`FP32 input "${input.name}" has shape [${input.shape.join(",")}], expected [N,3,${h},${w}] (N <= ${limits.maxBatch})`);
     }
-    const flat = flatten(input.data, 4);
-    if (flat.length !== n * 3 * h * w) throw bad(`FP32 input has ${flat.length} values, its shape says ${n * 3 * h * w}`);
-    const data = new Float32Array(flat.length);
-    for (let i = 0; i < flat.length; i++) {
-      const v = flat[i];
-      if (typeof v !== "number" || !Number.isFinite(v)) throw bad(`FP32 element ${i} is not a finite number`);
-      data[i] = v;
+    const count = n * 3 * h * w;
+    // the common flat layout: a length mismatch is refused before anything is allocated
+    if (input.data.length > 0 && !Array.isArray(input.data[0]) && input.data.length !== count) {
+      throw bad(`FP32 input has ${input.data.length} values, its shape says ${count}`);
     }
-    return { data, dims: want };
+    return { data: fillFp32(input.data, 4, count), dims: want };
   }
 
   if (input.datatype === "BYTES") {
@@ -152,7 +288,25 @@ export function checkRequestedOutputs(req: OipInferRequest): void {
   }
 }
 
+/**
+ * Every number an answer will carry must be finite: JSON has no NaN or Infinity, and would send
+ * them as null. Inputs within MAX_ABS_INPUT keep the shipped graphs finite, so this firing means a
+ * model that cannot answer this input: 422 `output_not_finite`, never nulls.
+ */
+export function checkFiniteOutputs(samples: readonly SampleOutcome[]): void {
+  samples.forEach((s, i) => {
+    let ok = Number.isFinite(s.entropy);
+    for (let j = 0; ok && j < s.logits.length; j++) ok = Number.isFinite(s.logits[j]!);
+    if (ok) {
+      const p = softmax(s.logits);
+      for (let j = 0; ok && j < p.length; j++) ok = Number.isFinite(p[j]!);
+    }
+    if (!ok) throw new ApiError("output_not_finite", `the ${s.at === "edge" ? "exit head's" : "cloud tail's"} answer for sample ${i} is not finite`);
+  });
+}
+
 export function inferResponse(m: Manifest, req: OipInferRequest, out: BatchOutcome): OipInferResponse {
+  checkFiniteOutputs(out.samples);
   const n = out.samples.length;
   const classes = m.labels.length;
   const wanted = req.outputs ?? KNOWN_OUTPUTS.map((name) => ({ name, parameters: undefined }));

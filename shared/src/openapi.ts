@@ -68,7 +68,7 @@ const BODY_ERRORS: ErrorCode[] = ["payload_too_large", "body_incomplete"];
 /** Failures of decoding an image (shared/src/image.ts). */
 const IMAGE_ERRORS: ErrorCode[] = ["empty_body", "not_an_image", "image_decode_failed", "image_empty", "image_too_large"];
 /** Failures of the edge->cloud hop that reach the client (workers/src/infer/pipeline.ts). */
-const CLOUD_ERRORS: ErrorCode[] = ["model_mismatch", "cloud_unavailable"];
+const CLOUD_ERRORS: ErrorCode[] = ["model_mismatch", "rate_limited", "cloud_unavailable"];
 
 interface Op {
   summary: string;
@@ -94,7 +94,7 @@ function oipModelPaths(prefix: string, params: JsonSchema[]): Record<string, Rec
         tags,
         parameters: params,
         requestBody: { required: true, content: json("OipInferRequest") },
-        responses: { ...ok("OipInferResponse"), ...errors("invalid_input", ...BODY_ERRORS, ...IMAGE_ERRORS, "model_not_found", ...CLOUD_ERRORS) },
+        responses: { ...ok("OipInferResponse"), ...errors("invalid_input", ...BODY_ERRORS, ...IMAGE_ERRORS, "model_not_found", ...CLOUD_ERRORS, "output_not_finite") },
       },
     },
   };
@@ -133,6 +133,7 @@ export function openApiDocument(opts: { version: string; serverUrl?: string }): 
             ...IMAGE_ERRORS,
             "model_not_found",
             ...CLOUD_ERRORS,
+            "output_not_finite",
           ),
         },
       },

@@ -15,7 +15,16 @@ const RAW_TYPES: Record<string, ImageFormat> = {
   "image/pjpeg": "jpeg",
 };
 
-export async function readLimited(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+/**
+ * The body, at most `maxBytes` of it (413 `payload_too_large` past that). `inspect` sees each chunk
+ * as it arrives and may throw (an ApiError) to refuse the body before the rest is read, as the
+ * OIP JSON budget does (shared/src/oip.ts `JsonBudget`).
+ */
+export async function readLimited(
+  body: ReadableStream<Uint8Array> | null,
+  maxBytes: number,
+  inspect?: (chunk: Uint8Array) => void,
+): Promise<Uint8Array<ArrayBuffer>> {
   if (!body) return new Uint8Array(0);
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
@@ -34,6 +43,14 @@ export async function readLimited(body: ReadableStream<Uint8Array> | null, maxBy
     if (total > maxBytes) {
       await reader.cancel().catch(() => {});
       throw new ApiError("payload_too_large", `the body is larger than ${maxBytes} bytes`);
+    }
+    if (inspect) {
+      try {
+        inspect(value);
+      } catch (e) {
+        await reader.cancel().catch(() => {});
+        throw e;
+      }
     }
     chunks.push(value);
   }

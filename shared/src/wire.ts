@@ -31,6 +31,23 @@ type DtypeCode = (typeof DTYPE)[keyof typeof DTYPE];
 const ELEMENT_BYTES: Record<DtypeCode, number> = { 1: 4, 2: 2, 3: 1 };
 const PRECISION_DTYPE: Record<WirePrecision, DtypeCode> = { fp32: 1, fp16: 2, int8: 3 };
 
+/**
+ * Largest magnitude of a split activation the cloud accepts (400 `invalid_payload` beyond it, like
+ * NaN and Infinity). Real images give at most ~16 on the shipped exports; the most the edge makes
+ * from any legal OIP input (|x| <= MAX_ABS_INPUT, 1e4, shared/src/oip.ts) measured 2.0e5, so 1e8
+ * leaves a margin of 500. The tails' gain measured at most ~3 (activations of 1e30 gave logits
+ * of 3e30), so accepted activations keep the logits far below float32's 3.4e38, where a signed
+ * frame of huge values used to give logits of Infinity, sent as null.
+ */
+export const MAX_ABS_ACTIVATION = 1e8;
+const HALF_MAX = 65504;
+
+/** Index of the first value that is not finite or beyond +-MAX_ABS_ACTIVATION, or -1. */
+export function firstOutOfRange(data: ArrayLike<number>, max = MAX_ABS_ACTIVATION): number {
+  for (let i = 0; i < data.length; i++) if (!(Math.abs(data[i]!) <= max)) return i;
+  return -1;
+}
+
 export class WireFormatError extends Error {
   override name = "WireFormatError";
 }
@@ -89,7 +106,13 @@ export function encodeActivation(
   if (dtype === DTYPE.float32) {
     for (let i = 0; i < data.length; i++) view.setFloat32(hs + 4 * i, data[i]!, true);
   } else if (dtype === DTYPE.float16) {
-    for (let i = 0; i < data.length; i++) view.setUint16(hs + 2 * i, toHalf(data[i]!), true);
+    // saturate at fp16's largest finite value (65504): extreme but legal inputs (shared/src/oip.ts
+    // MAX_ABS_INPUT) make activations of up to ~2e5, which would otherwise travel as Infinity and be
+    // refused by the cloud; NaN and Infinity still travel as such (and are refused there)
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i]!;
+      view.setUint16(hs + 2 * i, toHalf(v > HALF_MAX && v < Infinity ? HALF_MAX : v < -HALF_MAX && v > -Infinity ? -HALF_MAX : v), true);
+    }
   } else {
     // Asymmetric per-tensor uint8 (the ONNX QuantizeLinear convention): the range always
     // contains 0 so that zero is exact, which ReLU outputs are full of.

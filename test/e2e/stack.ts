@@ -12,6 +12,8 @@ import { TEST_SECRET } from "../cloud-server.js";
 declare module "vitest" {
   export interface ProvidedContext {
     edgeUrl: string;
+    /** pid of scripts/start.mjs: its descendants are the cloud and workerd (memory.test.ts) */
+    stackPid: number;
   }
 }
 
@@ -54,6 +56,7 @@ export default async function setup(project: TestProject) {
     });
   });
   project.provide("edgeUrl", `http://127.0.0.1:${edgePort}`);
+  project.provide("stackPid", child.pid!);
   return async () => {
     if (child.exitCode !== null) return;
     const exited = new Promise((r) => child.once("exit", r));

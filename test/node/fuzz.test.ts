@@ -1,7 +1,9 @@
 /**
  * Fuzzing the cloud tail as deployed: the real server process (cloud/src/server.ts) over HTTP,
- * 2,000+ mutated and random calls, signed and unsigned. Only 2xx and 4xx may come back, the
- * process must survive, and it must still answer the test vectors correctly afterwards.
+ * 2,000+ mutated and random calls, signed and unsigned. Only 2xx and 4xx may come back, each
+ * with a well-formed body (finite logits of the right shape, or the error envelope whose code
+ * matches the status), the process must survive, and it must still answer the test vectors
+ * correctly afterwards.
  * Reproduce a failure with FUZZ_SEED=<seed> (printed in the assertion message).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -49,6 +51,29 @@ async function tailParity(): Promise<void> {
     expect(maxAbsDiff(tail.logits, v.logits)).toBeLessThan(1e-3);
     expect(argmax(tail.logits)).toBe(argmax(v.logits));
   }
+}
+
+/** What is wrong with an answer's body, if anything: a 200 carries finite logits of its stated
+ * [N, classes] shape, any other answer the error envelope with the code that matches its status. */
+function answerProblem(status: number, text: string): string | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return `not JSON: ${text.slice(0, 80)}`;
+  }
+  if (status === 200) {
+    const tail = TailResponse.safeParse(json);
+    if (!tail.success) return `not a tail answer: ${text.slice(0, 120)}`;
+    const [n, c] = tail.data.shape;
+    if (c !== manifest.labels.length || tail.data.logits.length !== n * c) return `shape ${n}x${c} with ${tail.data.logits.length} logits`;
+    if (!tail.data.logits.every(Number.isFinite)) return "non-finite logits";
+    return undefined;
+  }
+  const err = ErrorResponse.safeParse(json);
+  if (!err.success) return `not an error envelope: ${text.slice(0, 120)}`;
+  const code = err.data.error.code as keyof typeof ERROR_CODES;
+  return ERROR_CODES[code] === status ? undefined : `code ${code} with status ${status}`;
 }
 
 /** Seed inputs: valid activations in every precision and batch sizes 1..3. */
@@ -103,11 +128,16 @@ describe("fuzzing POST /v1/tail/{model} on the real cloud process", () => {
       }
       if (kind === "path") path = r.pick(["/v1/tail/", "/v1/tail/NOPE", `/v1/tail/${DEFAULT_MODEL}/extra`, "/v1/tail/%2e%2e", "/v1/tail/" + "a".repeat(300)]);
       const method = r.chance(0.05) ? "PUT" : "POST";
-      const send = () => fetch(`${base}${path}`, { method, body, headers });
+      const send = async () => {
+        const res = await fetch(`${base}${path}`, { method, body, headers });
+        const problem = answerProblem(res.status, await res.text());
+        if (problem) failures.push(`case ${i} (${kind}): HTTP ${res.status}: ${problem}`);
+        return res.status;
+      };
       const statusesHere: number[] = [];
       try {
-        statusesHere.push((await send()).status);
-        if (kind === "replay") statusesHere.push((await send()).status); // the same signed call again
+        statusesHere.push(await send());
+        if (kind === "replay") statusesHere.push(await send()); // the same signed call again
       } catch (e) {
         failures.push(`case ${i} (${kind}): no HTTP answer: ${e}`);
         return;

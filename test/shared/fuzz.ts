@@ -1,7 +1,7 @@
 /**
  * Seeded fuzzing helpers for the edge and cloud fuzz tests (plain TypeScript: workerd and Node).
- * Every run is reproducible: the seed comes from FUZZ_SEED when set, and failures print it and
- * the case index.
+ * Every run explores a new seed (vitest.config.ts picks one unless FUZZ_SEED is set) and is
+ * reproducible: failures print the seed and the case index, and FUZZ_SEED=<seed> replays them.
  */
 
 /** mulberry32: small, fast, good enough to drive mutations. */
@@ -33,6 +33,7 @@ export class Rng {
   }
 }
 
+/** only when a test runs outside vitest.config.ts, which always sets FUZZ_SEED */
 export const DEFAULT_FUZZ_SEED = 0x5eed_f06;
 
 export function fuzzSeed(env: Record<string, unknown> | undefined): number {

@@ -15,7 +15,10 @@ import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { loaderStats, ort } from "../../workers/src/infer/ort.js";
 import { edgeRunner } from "../../workers/src/infer/session.js";
-import { getModel } from "../../workers/src/models/registry.js";
+import { allModels, getModel } from "../../workers/src/models/registry.js";
+import { clientKey } from "../../workers/src/cloud/rate-limit.js";
+import { metrics } from "../../workers/src/observability.js";
+import { OipInferResponse } from "../../shared/src/schemas/oip.js";
 import { argmax, base64ToBytes, DEFAULT_MODEL, makePng, maxAbsDiff, modelsWithVectors, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";
 
 const vectors = vectorsFor(DEFAULT_MODEL);
@@ -27,12 +30,13 @@ interface ClassifyOverrides {
   body?: BodyInit | null;
   contentType?: string | null;
   env?: Partial<Bindings>;
+  headers?: Record<string, string>;
 }
 
 /** POST /v1/classify through the Worker's app with the test bindings (optionally overridden). */
 function makeRequest(o: ClassifyOverrides = {}): Promise<Response> {
   const qs = new URLSearchParams(o.query ?? {}).toString();
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...o.headers };
   const contentType = o.contentType === undefined ? "image/png" : o.contentType;
   if (contentType !== null) headers["content-type"] = contentType;
   const body = o.body === undefined ? png32 : o.body;
@@ -146,6 +150,53 @@ describe("GET /healthz and GET /v1/models", () => {
       expect(r.oip).toEqual({ status: 503, body: { ready: false, problems: r.health.body.problems } });
       // the secret's value never shows
       expect(JSON.stringify(r)).not.toContain(example);
+    });
+
+    describe("the cloud refuses the edge's calls (issue 17): not ready, from the last answer or a probe", () => {
+      // strong, but not the cloud's: the halves hold different secrets
+      const wrong = { FOGLINE_HMAC_SECRET: "5d2f0c8e41b7a9936e1f04c7b28d5a6091e3f7c2a84b6d1e0f9c3a5b7d2e4f61" };
+      const probes = (outcome: string) => [...allModels().keys()].reduce((n, model) => n + metrics.cloudProbes.value({ model, outcome }), 0);
+
+      it("a different secret: 503 cloud_signature_refused on both, probed once for the two checks", async () => {
+        const before = probes("unauthorized");
+        const r = await ready(wrong);
+        expect(r.health.status).toBe(503);
+        expect(r.health.body.status).toBe("misconfigured");
+        expect(r.health.body.problems?.map((p) => p.code)).toEqual(["cloud_signature_refused"]);
+        expect(r.health.body.problems?.[0]?.message).toMatch(/FOGLINE_HMAC_SECRET differs/);
+        expect(r.oip).toEqual({ status: 503, body: { ready: false, problems: r.health.body.problems } });
+        // /healthz probed each model once; /v2/health/ready, right after, used what it learnt
+        expect(probes("unauthorized") - before).toBe(allModels().size);
+        expect(JSON.stringify(r)).not.toContain(wrong.FOGLINE_HMAC_SECRET);
+      });
+
+      it("a cloud with another export: 503 cloud_model_mismatch", async () => {
+        const r = await ready(cloudAt(inject("mismatchedCloudPort")));
+        expect(r.health.status).toBe(503);
+        expect(r.health.body.problems?.map((p) => p.code)).toEqual(["cloud_model_mismatch"]);
+        expect(r.oip).toEqual({ status: 503, body: { ready: false, problems: r.health.body.problems } });
+      });
+
+      it("the right secret and export: ready (200); a cloud that is down is an outage, not a misconfiguration: still ready", async () => {
+        const ok = await ready({});
+        expect(ok.health).toMatchObject({ status: 200, body: { status: "ok" } });
+        expect(ok.oip).toEqual({ status: 200, body: { ready: true } });
+        const down = await ready(cloudAt(inject("closedPort")));
+        expect(down.health.status).toBe(200);
+        expect(down.oip.status).toBe(200);
+      });
+
+      it("remembers a refusal met by traffic: no probe needed, and a successful call clears it", async () => {
+        const e = { ...env, ...wrong };
+        const r = await app.request("/v1/classify?threshold=0", { method: "POST", headers: { "content-type": "image/png" }, body: png32 }, e);
+        expect(ClassifyResponse.parse(await r.json()).degradedReason).toBe("cloud_refused");
+        const before = probes("unauthorized") + probes("ok");
+        const health = await app.request("/healthz", {}, e);
+        expect(health.status).toBe(503);
+        expect(HealthResponse.parse(await health.json()).problems?.map((p) => p.code)).toEqual(["cloud_signature_refused"]);
+        // the refused model was not probed again (only the other models, which traffic has not met)
+        expect(probes("unauthorized") + probes("ok") - before).toBe(allModels().size - 1);
+      });
     });
 
     it("answers from the edge and degrades (cloud_not_configured) rather than sign with the example secret", async () => {
@@ -270,6 +321,88 @@ describe("POST /v1/classify", () => {
       await expectError(await makeRequest({ query: { threshold: "0" }, env: other }), 409, "model_mismatch");
       // answers that never needed the cloud are unaffected
       expect((await classifyOk({ query: { threshold: "100" }, env: other })).exit.at).toBe("edge");
+    });
+  });
+
+  describe("per-client limit on cloud-bound samples (issue 17; CLOUD_RATE_LIMITER)", () => {
+    // miniflare's real binding, 5 samples per 60 s per key (vitest.config.ts); each test its own client
+    const limited = { CLOUD_RATE_LIMITER: env.TEST_CLOUD_RATE_LIMITER };
+    const from = (ip: string) => ({ "cf-connecting-ip": ip });
+    let n = 0;
+    const client = () => `203.0.113.${++n}`;
+    const oipBatch = (size: number, exit: "auto" | "cloud", ip: string, bindings: Partial<Bindings> = limited) => {
+      const m = model();
+      const vs = vectors.vectors.filter((v) => v.input);
+      const data = Array.from({ length: size }, (_, i) => vs[i % vs.length]!.input).flat();
+      const body = { inputs: [{ name: "image", datatype: "FP32", shape: [size, 3, m.input.height, m.input.width], data }], parameters: { exit, threshold: 0 } };
+      const init = { method: "POST", headers: { "content-type": "application/json", ...from(ip) }, body: JSON.stringify(body) };
+      return Promise.resolve(app.request(`/v2/models/${DEFAULT_MODEL}/infer`, init, { ...env, ...bindings }));
+    };
+
+    it("exit=cloud past the budget: 429 rate_limited with Retry-After; exit=auto degrades (rate_limited); edge answers go on", async () => {
+      const ip = client();
+      for (let i = 0; i < 5; i++) expect((await classifyOk({ query: { exit: "cloud" }, env: limited, headers: from(ip) })).exit.at).toBe("cloud");
+      const res = await makeRequest({ query: { exit: "cloud" }, env: limited, headers: from(ip) });
+      expect(res.headers.get("retry-after")).toBe("60");
+      await expectError(res, 429, "rate_limited");
+      const auto = await classifyOk({ query: { threshold: "0" }, env: limited, headers: from(ip) });
+      expect(auto).toMatchObject({ degraded: true, degradedReason: "rate_limited", exit: { at: "edge", mode: "auto" } });
+      expect(auto.wire).toBeUndefined();
+      // what exits at the edge is never limited
+      expect(await classifyOk({ query: { exit: "edge" }, env: limited, headers: from(ip) })).toMatchObject({ degraded: false, exit: { at: "edge" } });
+      expect(await classifyOk({ query: { threshold: "100" }, env: limited, headers: from(ip) })).toMatchObject({ degraded: false, exit: { at: "edge" } });
+      // per client: another address has its own budget
+      expect((await classifyOk({ query: { exit: "cloud" }, env: limited, headers: from(client()) })).exit.at).toBe("cloud");
+      // CLOUD_RATE_LIMIT_PERIOD (the binding's period) is what Retry-After says
+      const ten = await makeRequest({ query: { exit: "cloud" }, env: { ...limited, CLOUD_RATE_LIMIT_PERIOD: "10" }, headers: from(ip) });
+      expect(ten.status).toBe(429);
+      expect(ten.headers.get("retry-after")).toBe("10");
+    });
+
+    it("edge-answered requests spend nothing of the budget", async () => {
+      const ip = client();
+      for (let i = 0; i < 8; i++) await classifyOk({ query: { exit: "edge" }, env: limited, headers: from(ip) });
+      for (let i = 0; i < 5; i++) expect((await classifyOk({ query: { exit: "cloud" }, env: limited, headers: from(ip) })).exit.at).toBe("cloud");
+    });
+
+    it("counts each cloud-bound sample of an OIP batch, not the request", async () => {
+      const ip = client();
+      const first = await oipBatch(4, "cloud", ip);
+      expect(first.status, await first.clone().text()).toBe(200);
+      // 1 sample left: a batch of 2 is refused whole
+      const res = await oipBatch(2, "cloud", ip);
+      expect(res.headers.get("retry-after")).toBe("60");
+      await expectError(res, 429, "rate_limited");
+      const auto = OipInferResponse.parse(await (await oipBatch(3, "auto", ip)).json());
+      expect(auto.parameters).toMatchObject({ degraded: true, degraded_reason: "rate_limited", exit_point: "edge,edge,edge" });
+      // a batch over the whole budget never passes
+      await expectError(await oipBatch(6, "cloud", client()), 429, "rate_limited");
+    });
+
+    it("without the binding (dev, npm start) nothing is limited", async () => {
+      const ip = client();
+      for (let i = 0; i < 3; i++) expect((await oipBatch(4, "cloud", ip, {})).status).toBe(200);
+    });
+
+    it("an edge that cannot call the cloud spends nothing; a failing binding admits", async () => {
+      const ip = client();
+      const noSecret = { ...limited, FOGLINE_HMAC_SECRET: "" };
+      for (let i = 0; i < 6; i++) expect((await classifyOk({ query: { threshold: "0" }, env: noSecret, headers: from(ip) })).degradedReason).toBe("cloud_not_configured");
+      expect((await classifyOk({ query: { exit: "cloud" }, env: limited, headers: from(ip) })).exit.at).toBe("cloud");
+      const broken = { CLOUD_RATE_LIMITER: { limit: () => Promise.reject(new Error("binding down")) } };
+      expect((await classifyOk({ query: { exit: "cloud" }, env: broken, headers: from(ip) })).exit.at).toBe("cloud");
+    });
+
+    it("keys by CF-Connecting-IP, an IPv6 address by its /64 (not by headers a client can vary)", () => {
+      const key = (h: Record<string, string>) => clientKey(new Headers(h));
+      expect(key({ "cf-connecting-ip": "198.51.100.7" })).toBe("ip:198.51.100.7");
+      expect(key({ "cf-connecting-ip": "2001:db8:0:12::1" })).toBe("ip6:2001:db8:0:12::/64");
+      expect(key({ "cf-connecting-ip": "2001:0DB8:0000:0012:ffff:1:2:3" })).toBe("ip6:2001:db8:0:12::/64");
+      expect(key({ "cf-connecting-ip": "::1" })).toBe("ip6:0:0:0:0::/64");
+      expect(key({ "cf-connecting-ip": "2001:db8::" })).toBe("ip6:2001:db8:0:0::/64");
+      expect(key({ "cf-connecting-ip": "::ffff:192.0.2.1" })).toBe("ip6:0:0:0:0::/64");
+      expect(key({ authorization: "Bearer whatever" })).toBe("unknown");
+      expect(key({})).toBe("unknown");
     });
   });
 

@@ -28,6 +28,18 @@ export interface Bindings {
   EDGE_ENGINE?: string;
   /** "true" under `npm start` only: close every connection after its response (workers/src/dev.ts) */
   DEV_CLOSE_CONNECTIONS?: string;
+  /**
+   * Workers Rate Limiting binding (`[[ratelimits]]`, docs/deploy.md): each client's budget of
+   * cloud-bound samples. Absent (dev, tests): no limit. workers/src/cloud/rate-limit.ts
+   */
+  CLOUD_RATE_LIMITER?: RateLimiter;
+  /** 10 | 60 (default 60): the binding's `period`, which a 429's Retry-After repeats */
+  CLOUD_RATE_LIMIT_PERIOD?: string;
+}
+
+/** The Rate Limiting binding's one method (workers-types' `RateLimit`), structurally. */
+export interface RateLimiter {
+  limit(options: { key: string }): Promise<{ success: boolean }>;
 }
 
 export type AppEnv = { Bindings: Bindings; Variables: RequestVars };
@@ -46,10 +58,14 @@ const EdgeConfig = z.object({
   logLevel: LogLevel.default("info"),
   metricsToken: z.string().min(1).optional(),
   edgeEngine: EngineChoice.default("auto"),
+  cloudRateLimitPeriodS: z.enum(["10", "60"]).default("60").transform(Number),
 });
 
+/** Problems of the edge's own settings (the others are the cloud's answers: workers/src/cloud/readiness.ts). */
+type SettingProblemCode = Extract<ConfigProblemCode, "hmac_secret_missing" | "hmac_secret_weak" | "cloud_url_missing" | "cloud_url_invalid">;
+
 /** What keeps the edge from calling the cloud; readiness (/healthz, /v2/health/ready) reports it. */
-export const CONFIG_PROBLEMS: Record<ConfigProblemCode, string> = {
+export const CONFIG_PROBLEMS: Record<SettingProblemCode, string> = {
   hmac_secret_missing: "FOGLINE_HMAC_SECRET is not set: `wrangler secret put FOGLINE_HMAC_SECRET` (docs/deploy.md)",
   hmac_secret_weak: "FOGLINE_HMAC_SECRET is a placeholder or weaker than 32 random bytes: set 64 hex characters (`openssl rand -hex 32`)",
   cloud_url_missing: "CLOUD_URL is not set: deploy with `npm run deploy` (docs/deploy.md)",
@@ -99,11 +115,12 @@ export function edgeConfig(env: Bindings | undefined): EdgeConfig {
     logLevel: blankToUndefined(env?.LOG_LEVEL),
     metricsToken: blankToUndefined(env?.METRICS_TOKEN),
     edgeEngine: blankToUndefined(env?.EDGE_ENGINE),
+    cloudRateLimitPeriodS: blankToUndefined(env?.CLOUD_RATE_LIMIT_PERIOD),
   });
   if (!r.success) throw new Error(`invalid Worker configuration: ${z.prettifyError(r.error)}`);
   const { cloudUrl, hmacSecret, ...rest } = r.data;
   const problems: ConfigProblem[] = [];
-  const problem = (code: ConfigProblemCode, detail?: string) => {
+  const problem = (code: SettingProblemCode, detail?: string) => {
     problems.push({ code, message: CONFIG_PROBLEMS[code] });
     // once per isolate (the result is cached per env object), with the detail for the operator
     if (rest.logLevel === "silent") return;

@@ -24,6 +24,14 @@ export const metrics = {
   cloudLatency: registry.histogram("fogline_cloud_call_duration_seconds", "Edge->cloud tail call latency (retries included), any outcome.", [
     "model",
   ]),
+  cloudProbes: registry.counter("fogline_cloud_probes_total", "Signed readiness probes of the cloud (one sample, at most one per model every 30 s), by outcome.", [
+    "model",
+    "outcome",
+  ]),
+  rateLimited: registry.counter("fogline_rate_limited_total", "Cloud-bound requests refused by the per-client limit (CLOUD_RATE_LIMITER), by exit mode.", [
+    "model",
+    "mode",
+  ]),
   cloudRetries: registry.counter("fogline_cloud_retries_total", "Edge->cloud calls retried after a connection error.", ["model"]),
   inference: registry.histogram("fogline_inference_duration_seconds", "Graph run time by model and stage (edge: onnxruntime-web; coarse in workerd).", [
     "model",

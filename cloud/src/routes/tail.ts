@@ -5,7 +5,7 @@ import { logFields } from "../../../shared/src/http.js";
 import { runTail } from "../../../shared/src/runner.js";
 import { TAIL_HEADERS, type TailResponse } from "../../../shared/src/schemas/tail.js";
 import { readLimited } from "../../../shared/src/upload.js";
-import { decodeHeader, decodeTensor, encodedSize, WireFormatError } from "../../../shared/src/wire.js";
+import { decodeHeader, decodeTensor, encodedSize, firstOutOfRange, MAX_ABS_ACTIVATION, WireFormatError } from "../../../shared/src/wire.js";
 import type { CloudEnv } from "../env.js";
 
 export const tail = new Hono<CloudEnv>();
@@ -89,10 +89,11 @@ tail.post("/v1/tail/:model", async (c) => {
   }
 
   const split = decodeTensor(body, header);
-  // an honest edge never sends NaN or Inf (fp16 overflow would be a bug there): refuse, rather
-  // than answer logits that JSON turns into nulls
-  for (let i = 0; i < split.length; i++) {
-    if (!Number.isFinite(split[i]!)) throw new ApiError("invalid_payload", `the activation holds a non-finite value at index ${i}`);
+  // an honest edge never sends NaN, Inf or values beyond MAX_ABS_ACTIVATION (legal inputs stay
+  // three orders of magnitude under it): refuse, rather than answer logits that JSON turns into nulls
+  const bad = firstOutOfRange(split);
+  if (bad >= 0) {
+    throw new ApiError("invalid_payload", `the activation holds ${split[bad]} at index ${bad}: values must be finite and within +-${MAX_ABS_ACTIVATION}`);
   }
   const t0 = performance.now();
   const logits = await runTail(model.tail, { data: split, dims: header.shape });
@@ -100,6 +101,8 @@ tail.post("/v1/tail/:model", async (c) => {
   metrics.inference.observe({ model: name, stage: "tail" }, inferMs / 1000);
   metrics.tailRows.inc({ model: name, precision: header.precision }, batch!);
   logFields(c, { model: name, batch, precision: header.precision, inferMs: Math.round(inferMs * 10) / 10 });
+  const notFinite = firstOutOfRange(logits.data, Number.MAX_VALUE);
+  if (notFinite >= 0) throw new ApiError("output_not_finite", `the tail's logit ${notFinite} is ${logits.data[notFinite]} for this activation`);
   const classes = logits.dims[1] ?? manifest.labels.length;
   const response: TailResponse = {
     model: { name: manifest.name, version: manifest.version, fingerprint: manifest.fingerprint },

@@ -63,9 +63,9 @@ export const RequestEnergy = z.object({
  * Why the cloud could not answer, as clients see it: a fixed code, never an error message (the
  * detail is in the edge's warning log line, under the same request id).
  */
-export const DegradedReason = z.enum(["cloud_not_configured", "cloud_timeout", "cloud_unreachable", "cloud_refused", "cloud_error"]).meta({
+export const DegradedReason = z.enum(["cloud_not_configured", "cloud_timeout", "cloud_unreachable", "cloud_refused", "cloud_error", "rate_limited"]).meta({
   description:
-    "`cloud_not_configured`: the edge has no usable CLOUD_URL or secret; `cloud_timeout`: no answer within CLOUD_TIMEOUT_MS; `cloud_unreachable`: no connection; `cloud_refused`: the cloud refused the signature (401); `cloud_error`: any other failure of the cloud or of its answer",
+    "`cloud_not_configured`: the edge has no usable CLOUD_URL or secret; `cloud_timeout`: no answer within CLOUD_TIMEOUT_MS; `cloud_unreachable`: no connection; `cloud_refused`: the cloud refused the signature (401); `cloud_error`: any other failure of the cloud or of its answer; `rate_limited`: this client's budget of cloud-bound samples (CLOUD_RATE_LIMITER) is spent for now, so the cloud was not called",
 });
 export type DegradedReason = z.infer<typeof DegradedReason>;
 

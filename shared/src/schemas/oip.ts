@@ -59,7 +59,10 @@ export const OipRequestInput = z.object({
   shape: z.array(z.number().int().nonnegative()).meta({ description: "`[N, 3, H, W]` for FP32, `[N]` for BYTES; N <= 64" }),
   datatype: OipDatatype,
   parameters: OipParameters.optional(),
-  data: z.array(z.unknown()).meta({ description: "row-major tensor contents, flat or nested; BYTES elements are base64 strings of PNG/JPEG files" }),
+  data: z.array(z.unknown()).meta({
+    description:
+      "row-major tensor contents, flat or nested; FP32 elements are normalised pixels, finite and within +-1e4; BYTES elements are base64 strings of PNG/JPEG files. The body may hold no more JSON than a batch of 64 such tensors (docs/reliability.md)",
+  }),
 });
 
 export const OipRequestOutput = z.object({

@@ -82,6 +82,23 @@ export async function callCloud(call: CloudCall): Promise<CloudAnswer> {
   }
 }
 
+/**
+ * A readiness probe (workers/src/cloud/readiness.ts): the same signed call with a zero activation
+ * of one sample, counted in `fogline_cloud_probes_total` rather than with the traffic.
+ */
+export async function probeCloud(call: Omit<CloudCall, "split">): Promise<CloudAnswer> {
+  const { manifest } = call;
+  const split: Tensor = { data: new Float32Array(manifest.split.shape.reduce((a, b) => a * b, 1)), dims: [1, ...manifest.split.shape] };
+  try {
+    const answer = await callOnce({ ...call, split }, Date.now());
+    metrics.cloudProbes.inc({ model: manifest.name, outcome: "ok" });
+    return answer;
+  } catch (e) {
+    metrics.cloudProbes.inc({ model: manifest.name, outcome: e instanceof CloudError ? e.reason : "error" });
+    throw e;
+  }
+}
+
 async function callOnce(call: CloudCall, started: number): Promise<CloudAnswer> {
   const { manifest } = call;
   if (!call.cloudUrl) throw new CloudError("not_configured", "CLOUD_URL is not set");

@@ -5,13 +5,17 @@
  * BranchyNet rule), and the others go to the cloud tail together, as one `[M,c,h,w]` activation.
  *
  * Cloud failures are decided here once for every route: exit=auto degrades to the edge's own
- * answer, exit=cloud is a 503, and a model mismatch (another export in the cloud) is a 409.
+ * answer, exit=cloud is a 503, and a model mismatch (another export in the cloud) is a 409. So is
+ * the per-client limit on cloud-bound samples (workers/src/cloud/rate-limit.ts): once a client's
+ * budget is spent, exit=auto degrades (`rate_limited`) and exit=cloud is a 429.
  */
 import { entropy, exitsAtEdge } from "../../../shared/src/entropy.js";
 import { ApiError } from "../../../shared/src/errors.js";
 import { runEdge, type Tensor } from "../../../shared/src/runner.js";
 import type { DegradedReason, EngineChoice, EngineName, ExitMode, WirePrecision } from "../../../shared/src/schemas/classify.js";
 import { CloudError, callCloud, publicReason } from "../cloud/client.js";
+import { admit, type CloudRateLimit } from "../cloud/rate-limit.js";
+import { noteCloudAnswer } from "../cloud/readiness.js";
 import type { EdgeConfig } from "../env.js";
 import type { EdgeModel } from "../models/registry.js";
 import { edgeLogger, metrics } from "../observability.js";
@@ -30,6 +34,8 @@ export interface PipelineRequest {
   requestId: string;
   /** the request's `engine` choice (default auto: EDGE_ENGINE decides) */
   engine?: EngineChoice;
+  /** the client's limit on cloud-bound samples (`cloudRateLimit(c)`); none without the binding */
+  rateLimit?: CloudRateLimit;
 }
 
 export interface SampleAnswer {
@@ -95,6 +101,28 @@ async function decide(req: PipelineRequest): Promise<PipelineResult> {
   }
   if (toCloud.length === 0) return { samples, degraded: false, engine, edgeMs };
 
+  // Only work that would reach the cloud is counted: an edge that cannot call it spends nothing.
+  if (req.rateLimit && cfg.cloudUrl && cfg.hmacSecret) {
+    const verdict = await admit(req.rateLimit, toCloud.length);
+    const log = edgeLogger(cfg.logLevel);
+    if ("error" in verdict) log.log("warn", "rate limiter failed; admitted", { requestId: req.requestId, error: verdict.error });
+    if (!verdict.admitted) {
+      metrics.rateLimited.inc({ model: manifest.name, mode });
+      // info, not warn: a client over its budget is the limit working, and floods would bury the log
+      log.log("info", "cloud-bound samples over the client's limit", { requestId: req.requestId, samples: toCloud.length, mode });
+      if (mode === "cloud") {
+        const retry = cfg.cloudRateLimitPeriodS;
+        throw new ApiError(
+          "rate_limited",
+          `exit=cloud, but this client's budget of cloud-bound samples is spent: retry after ${retry} s, or use exit=auto or exit=edge`,
+          { "retry-after": String(retry) },
+        );
+      }
+      metrics.degraded.inc({ model: manifest.name, reason: "rate_limited" });
+      return { samples, degraded: true, degradedReason: "rate_limited", engine, edgeMs };
+    }
+  }
+
   try {
     const cloud = await callCloud({
       cloudUrl: cfg.cloudUrl,
@@ -105,6 +133,7 @@ async function decide(req: PipelineRequest): Promise<PipelineResult> {
       timeoutMs: cfg.cloudTimeoutMs,
       requestId: req.requestId,
     });
+    noteCloudAnswer(cfg, manifest.name, "ok");
     const classes = manifest.labels.length;
     toCloud.forEach((r, i) => {
       samples[r] = { at: "cloud", entropy: samples[r]!.entropy, logits: cloud.logits.slice(i * classes, (i + 1) * classes) };
@@ -112,6 +141,8 @@ async function decide(req: PipelineRequest): Promise<PipelineResult> {
     return { samples, degraded: false, wire: { precision: cfg.wirePrecision, bytes: cloud.wireBytes }, engine, edgeMs, cloudMs: cloud.ms };
   } catch (e) {
     if (!(e instanceof CloudError)) throw e;
+    // readiness remembers a refused signature or another export (workers/src/cloud/readiness.ts)
+    noteCloudAnswer(cfg, manifest.name, e.reason, e.message);
     // A model mismatch is a broken deployment, not an outage: refuse loudly in every mode.
     if (e.reason === "model_mismatch") {
       throw new ApiError(

@@ -5,8 +5,10 @@ import { topK } from "../../../shared/src/entropy.js";
 import { preprocessImage } from "../../../shared/src/preprocess.js";
 import { ClassifyQuery, type ClassifyResponse } from "../../../shared/src/schemas/classify.js";
 import { logFields } from "../../../shared/src/http.js";
+import { checkFiniteOutputs } from "../../../shared/src/oip.js";
 import { readImageUpload } from "../../../shared/src/upload.js";
 import { edgeConfig, type AppEnv } from "../env.js";
+import { cloudRateLimit } from "../cloud/rate-limit.js";
 import { runPipeline } from "../infer/pipeline.js";
 import { getModel } from "../models/registry.js";
 import { queryHook } from "./validation.js";
@@ -32,7 +34,10 @@ classify.post("/v1/classify", zValidator("query", ClassifyQuery, queryHook), asy
     cfg,
     requestId: c.get("requestId"),
     engine: q.engine,
+    rateLimit: cloudRateLimit(c),
   });
+  // never a null in the answer: a non-finite exit or tail output is a 422 (shared/src/oip.ts)
+  checkFiniteOutputs(r.samples);
   const { at, entropy, logits } = r.samples[0]!;
   logFields(c, { model: manifest.name, exit: at, engine: r.engine, degraded: r.degraded });
   const top = topK(logits, manifest.labels, 5);

@@ -7,7 +7,7 @@
 import { Hono, type Context } from "hono";
 import pkg from "../../../package.json";
 import { ApiError } from "../../../shared/src/errors.js";
-import { checkRequestedOutputs, decodeInput, inferResponse, modelMetadata } from "../../../shared/src/oip.js";
+import { checkRequestedOutputs, decodeInput, inferBodyLimits, inferResponse, JsonBudget, modelMetadata } from "../../../shared/src/oip.js";
 import {
   OipInferRequest,
   type OipLive,
@@ -17,6 +17,8 @@ import {
 } from "../../../shared/src/schemas/oip.js";
 import { readLimited } from "../../../shared/src/upload.js";
 import * as z from "zod";
+import { cloudRateLimit } from "../cloud/rate-limit.js";
+import { cloudProblems } from "../cloud/readiness.js";
 import { edgeConfig, type AppEnv } from "../env.js";
 import { MAX_BATCH, runPipeline } from "../infer/pipeline.js";
 import { servingRunner } from "../infer/session.js";
@@ -29,15 +31,17 @@ oip.get("/v2", (c) => c.json({ name: "fogline", version: pkg.version, extensions
 oip.get("/v2/health/live", (c) => c.json({ live: true } satisfies OipLive));
 
 /**
- * Ready when every bundled model's serving engine loads and the edge can call the cloud (secret and
- * CLOUD_URL usable; /healthz says the same). The cloud itself is not probed: when it is down,
- * auto requests degrade.
+ * Ready when every bundled model's serving engine loads, the edge can call the cloud (secret and
+ * CLOUD_URL usable) and the cloud accepts its calls (no refused signature, same exports: probed at
+ * most every 30 s, workers/src/cloud/readiness.ts); /healthz says the same. A cloud that is down
+ * does not make it unready: auto requests degrade.
  */
 oip.get("/v2/health/ready", async (c) => {
   try {
     const cfg = edgeConfig(c.env);
     await Promise.all([...allModels().values()].map((m) => servingRunner(m, cfg)));
-    if (cfg.problems.length) return c.json({ ready: false, problems: cfg.problems } satisfies OipReady, 503);
+    const problems = [...cfg.problems, ...(await cloudProblems(cfg, [...allModels().values()], c.get("requestId")))];
+    if (problems.length) return c.json({ ready: false, problems } satisfies OipReady, 503);
     return c.json({ ready: true } satisfies OipReady);
   } catch (e) {
     console.error(JSON.stringify({ level: "error", msg: "not ready", error: String(e), requestId: c.get("requestId") }));
@@ -70,11 +74,15 @@ for (const base of ["/v2/models/:model", "/v2/models/:model/versions/:version"])
     const model = pathModel(c);
     const { manifest } = model;
 
+    // The body's budget comes from the largest legal request (shared/src/oip.ts inferBodyLimits),
+    // counted while it streams: an oversized or over-nested body is refused before JSON.parse.
+    const limits = inferBodyLimits(manifest.input, MAX_BATCH, cfg.maxBodyBytes);
     const declared = Number(c.req.header("content-length") ?? "");
-    if (Number.isFinite(declared) && declared > cfg.maxBodyBytes) {
-      throw new ApiError("payload_too_large", `the body is ${declared} bytes, more than the ${cfg.maxBodyBytes} allowed`);
+    if (Number.isFinite(declared) && declared > limits.maxBytes) {
+      throw new ApiError("payload_too_large", `the body is ${declared} bytes, more than the ${limits.maxBytes} allowed`);
     }
-    const text = new TextDecoder().decode(await readLimited(c.req.raw.body, cfg.maxBodyBytes));
+    const budget = new JsonBudget(limits);
+    const text = new TextDecoder().decode(await readLimited(c.req.raw.body, limits.maxBytes, (chunk) => budget.push(chunk)));
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -89,7 +97,7 @@ for (const base of ["/v2/models/:model", "/v2/models/:model/versions/:version"])
     const input = decodeInput(req.inputs[0]!, manifest.input, { maxBatch: MAX_BATCH, maxPixels: cfg.maxPixels, maxDecodeBytes: cfg.maxDecodeBytes });
     const threshold = req.parameters?.threshold ?? manifest.exit.threshold;
     const mode = req.parameters?.exit ?? "auto";
-    const r = await runPipeline({ model, input, threshold, mode, cfg, requestId: c.get("requestId"), engine: req.parameters?.engine ?? "auto" });
+    const r = await runPipeline({ model, input, threshold, mode, cfg, requestId: c.get("requestId"), engine: req.parameters?.engine ?? "auto", rateLimit: cloudRateLimit(c) });
     const body = inferResponse(manifest, req, { samples: r.samples, threshold, mode, degraded: r.degraded, degradedReason: r.degradedReason, engine: r.engine });
     c.header("server-timing", [`edge;dur=${r.edgeMs}`, ...(r.cloudMs !== undefined ? [`cloud;dur=${r.cloudMs}`] : []), `total;dur=${Date.now() - t0}`].join(", "));
     return c.json(body);
