@@ -92,6 +92,40 @@ describe("workerd's peak memory under hostile images", () => {
   });
 });
 
+/**
+ * OIP JSON infer bodies that are read whole: the largest legal batch, the most a request can
+ * make the Worker parse. The bodies refused mid-stream (413 once the structure budget is spent,
+ * 400 past the nesting limit) are tested in the workers project (test/workers/oip.test.ts): under wrangler dev, the ProxyWorker in front of the Worker
+ * turns an answer sent before the request body is consumed into a 503 "Your worker restarted
+ * mid-request" and fails the requests that follow on the same connection, which a deployed
+ * Worker does not do.
+ */
+function oipBodies(): { name: string; body: string; expected: number }[] {
+  const n = 64 * 3 * 32 * 32;
+  const value = (i: number) => (((i * 7919) % 2001) / 1000 - 1).toFixed(17); // 19-20 characters each
+  const tensor = (data: string) => `{"inputs":[{"name":"image","datatype":"FP32","shape":[64,3,32,32],"data":[${data}]}]}`;
+  const numbers = (count: number) => Array.from({ length: count }, (_, i) => value(i)).join(",");
+  return [
+    { name: "the largest legal FP32 batch (64 images, 17-digit numbers)", body: tensor(numbers(n)), expected: 200 },
+  ];
+}
+
+describe("workerd's peak memory under OIP JSON request bombs", () => {
+  for (const { name, body, expected } of oipBodies()) {
+    it(`${name}: ${expected}, peak rise < ${PEAK_BUDGET_MIB} MiB`, async () => {
+      const pid = pidOf("workerd");
+      resetPeak(pid);
+      const before = residentKiB(pid).rss;
+      const res = await fetch(`${edge()}/v2/models/cifar10/infer`, { method: "POST", body, headers: { "content-type": "application/json" } });
+      await res.arrayBuffer();
+      const riseMiB = (residentKiB(pid).peak - before) / 1024;
+      console.log(`${riseMiB.toFixed(1).padStart(6)} MiB  ${res.status}  ${name} (${(body.length / 2 ** 20).toFixed(1)} MiB)`);
+      expect(res.status).toBe(expected);
+      expect(riseMiB).toBeLessThan(PEAK_BUDGET_MIB);
+    }, 60_000);
+  }
+});
+
 describe("a short load run", () => {
   it(`${LOAD_REQUESTS} legal requests: all 200, resident memory of workerd and the cloud within bounds`, async () => {
     const pids = { workerd: pidOf("workerd"), cloud: pidOf("cloud") };
