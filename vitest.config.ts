@@ -41,7 +41,7 @@ export default defineConfig({
           include: ["test/workers/**/*.test.ts", "test/shared/**/*.test.ts"],
           globalSetup: ["test/global-setup.ts"],
           testTimeout: 60_000,
-          // one isolate for every file: importing the ORT WASM costs ~8 s per isolate (DESIGN §5)
+          // one isolate for every file: importing the ORT WASM costs ~8 s per isolate (docs/runtime.md#testing-inside-workerd-vitest-pool-workers)
           isolate: false,
           maxWorkers: 1,
         },

@@ -1,6 +1,6 @@
 /**
  * globalSetup of the workers project: real Node cloud servers for the edge->cloud hop
- * (vitest-pool-workers 0.15 has no fetchMock; DESIGN §5). Ports go to the Worker via provide().
+ * (vitest-pool-workers 0.15 has no fetchMock; docs/runtime.md#testing-inside-workerd-vitest-pool-workers). Ports go to the Worker via provide().
  */
 import { rmSync } from "node:fs";
 import type { TestProject } from "vitest/node";

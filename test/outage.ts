@@ -1,7 +1,7 @@
 /**
  * Outage harness for the workers project, run in Node by test/global-setup.ts. Tests inside
- * workerd cannot spawn or kill processes, and their clock stands still during CPU work (DESIGN
- * §5), so this Node side offers them, over plain HTTP on 127.0.0.1:
+ * workerd cannot spawn or kill processes, and their clock stands still during CPU work
+ * (docs/runtime.md#workerds-clock), so this Node side offers them, over plain HTTP on 127.0.0.1:
  *
  *   GET  /clock              performance.now() of this process, ms: a stopwatch outside workerd
  *   POST /cloud/kill         SIGKILL the killable cloud (a crash: no clean shutdown)

@@ -1,4 +1,5 @@
-"""Training configuration: a dataclass with the paper's recipe as defaults (DESIGN §2);
+"""Training configuration: a dataclass with the paper's recipe as defaults
+(docs/background.md#training-recipe);
 presets are JSON files in training/configs/ and every field is overridable on the command line."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Datasets as uint8 tensors, decoded once and cached; augmentation on tensors (on the device).
 
-Sources accepted (DESIGN §6, datasets/README): a folder of ``<class>/<image>`` files, the
+Sources accepted (docs/background.md#data-and-evaluation, datasets/README): a folder of ``<class>/<image>`` files, the
 ``*.tar.gz`` archives of ../shared/datasets (both halves of a dataset), or the standard CIFAR
 "python" pickled batches. Class index = position of the class folder name in sorted order.
 """

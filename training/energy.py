@@ -1,5 +1,5 @@
 """Computational-energy models, with every constant read from shared/energy.json (the same file
-the TypeScript side reads). See DESIGN.md §3 and the "about" fields in that file."""
+the TypeScript side reads). See docs/background.md#the-energy-model and the "about" fields in that file."""
 from __future__ import annotations
 
 import json

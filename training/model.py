@@ -1,5 +1,5 @@
 """Hybrid CIFAR ResNet-32 split into an edge part (stem, quantized blocks, early exit) and a
-full-precision cloud tail (Long, Chakraborty, Roy 2020; DESIGN.md §2).
+full-precision cloud tail (Long, Chakraborty, Roy 2020; docs/background.md#the-network).
 
 The model holds no training code. ``forward`` always returns (exit_logits, split, logits) so
 batching and export stay simple; the exit *policy* is a pure function (``exit_mask``).

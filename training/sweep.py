@@ -39,7 +39,7 @@ from .onnx_graph import INT8_MAX_BITS, build_edge
 from .checkpoint import load_checkpoint_model
 from .train import device_name, git_sha, load_data, pick_device, predict, train
 
-# The configurations the shipped models use (DESIGN §2, the paper's two headline points): always
+# The configurations the shipped models use (docs/background.md#headline-numbers, the paper's two points): always
 # in a sweep of these datasets so that the published curve shows where the shipped model sits.
 SHIPPED = {"cifar10": (16, 1), "cifar100": (24, 4)}
 
@@ -52,7 +52,7 @@ WIRE_HEADER_BYTES = WIRE_FIXED_HEADER_BYTES + 4 * WIRE_RANK
 WIRE_ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 
 # Budget mode: a short one-cycle fine-tune from a trained full-precision model (the CPU pilot's
-# optimiser, DESIGN §5, at a lower peak since the weights start trained), with the gradient norm
+# optimiser, docs/runtime.md#training-speed-on-the-projects-cpu, at a lower peak since the weights start trained), with the gradient norm
 # clipped: the fresh exit head's first gradients otherwise wreck the trained edge (config.py,
 # grad_clip). ``--set`` overrides.
 BUDGET_RECIPE = {"schedule": "onecycle", "lr": 0.05, "warmup_epochs": 0.0, "nesterov": True,
@@ -501,7 +501,7 @@ def plot_edge_accuracy(rows: list[dict], path: Path, title: str) -> None:
 
 def plot_threshold_curves(out: Path, rows: list[dict], path: Path, title: str) -> None:
     """The whole threshold sweep of every point (accuracy vs % at edge), one panel per bit
-    width: a single operating point can be cherry-picked, a curve cannot (DESIGN §6)."""
+    width: a single operating point can be cherry-picked, a curve cannot (docs/background.md#data-and-evaluation)."""
     plt = _plt()
     groups = _by_bits(rows)
     fig, axes = plt.subplots(1, len(groups), figsize=(max(3.6 * len(groups), 7.5), 3.9), squeeze=False, sharey=True)
@@ -621,7 +621,7 @@ def dataset_section(out: Path, doc_dir: Path, tolerance: float) -> str:
 
 
 def models_section() -> str:
-    """The energy formulas and constants next to the figures (DESIGN §3), read from the shared file."""
+    """The energy formulas and constants next to the figures (docs/background.md#the-energy-model), read from the shared file."""
     k = load_constants()
     pj = k["horowitz45nm"]["pj"]
     return "\n".join([

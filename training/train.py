@@ -238,7 +238,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     amp = use_autocast(cfg, device)
-    channels_last = True  # faster convs on CPU (DESIGN §5) and on tensor cores
+    channels_last = True  # faster convs on CPU (docs/runtime.md#training-speed-on-the-projects-cpu) and on tensor cores
 
     run_dir = cfg.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)

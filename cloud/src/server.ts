@@ -1,6 +1,6 @@
 /**
  * Starts the cloud half on Node: `tsx cloud/src/server.ts`. Configuration by environment
- * (cloud/src/config.ts; README "Configuration"):
+ * (cloud/src/config.ts; docs/configuration.md#cloud):
  *   FOGLINE_HMAC_SECRET        required, the same key the edge signs with: 64+ hex characters
  *                              or 43+ random ones (shared/src/secret.ts); placeholders refused
  *   FOGLINE_CLOUD_PORT         default 8788 (PORT also honoured, for PaaS hosts)

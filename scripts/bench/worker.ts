@@ -2,7 +2,7 @@
  * Benchmark-only Worker entry (`npm run bench` runs it under wrangler dev; never deployed): the
  * real app unchanged, plus two routes that run the edge graph with nothing else around it, so the
  * benchmark can time it from outside (timers do not advance during CPU work inside workerd,
- * DESIGN §5):
+ * docs/runtime.md#workerds-clock):
  *   GET /__bench/edge?model=M&k=K     K sequential edge inferences (batch 1) on a fixed input;
  *                                     per inference = (t(K) - t(0)) / K, timed by the client.
  *                                     Serving's own cached session, or with &opt=LEVEL a private one

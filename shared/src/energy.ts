@@ -1,5 +1,5 @@
 /**
- * Modelled computational energy of one request, in the two models of DESIGN §3. Every constant
+ * Modelled computational energy of one request, in the two models of docs/background.md#the-energy-model. Every constant
  * comes from shared/energy.json, which training/energy.py reads too; the formulas mirror
  * `EnergyModel` there (a test compares both on the shipped models' test vectors).
  *
@@ -78,7 +78,7 @@ export function requestEnergy(profile: EnergyProfile, atCloud: boolean): Request
   };
 }
 
-/** Paper-model saving at a given share of requests answered at the edge (DESIGN §3 check). */
+/** Paper-model saving at a given share of requests answered at the edge (the check in docs/background.md#the-paper-model). */
 export function paperSavingAt(profile: EnergyProfile, edgeFraction: number): number {
   const p = profile.paper;
   return p.baseline / (p.edge + (1 - edgeFraction) * p.cloud);

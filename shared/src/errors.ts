@@ -58,3 +58,14 @@ export class ApiError extends Error {
 export function errorBody(code: ErrorCode, message: string): { error: { code: ErrorCode; message: string } } {
   return { error: { code, message } };
 }
+
+/**
+ * The Open Inference Protocol's error body, `{"error": "<message>"}` (its clients read `error` as
+ * a string), with the stable code beside it: what every `/v2` route answers.
+ */
+export function oipErrorBody(code: ErrorCode, message: string): { error: string; code: ErrorCode } {
+  return { error: message, code };
+}
+
+/** Paths of the Open Inference Protocol (`/v2`), whose errors take its shape. */
+export const isOipPath = (path: string): boolean => path === "/v2" || path.startsWith("/v2/");

@@ -5,8 +5,9 @@
  */
 import type { Context, ErrorHandler, Handler, MiddlewareHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { matchedRoutes } from "hono/route";
-import { ApiError, errorBody, type ErrorCode } from "./errors.js";
+import { ApiError, errorBody, isOipPath, oipErrorBody, type ErrorCode } from "./errors.js";
 import { createLogger, type LogFields, type Logger } from "./log.js";
 import { METRICS_CONTENT_TYPE, type HttpMetrics, type Registry } from "./metrics.js";
 import { TAIL_HEADERS } from "./schemas/tail.js";
@@ -62,7 +63,7 @@ function routeLabel(c: Context): string {
 /**
  * Per request: counts it by route/method/status, times it, counts error codes, and writes one
  * JSON access log line with the request id. Timing uses performance.now(); inside workerd that
- * clock only advances on I/O, so edge durations leave out CPU work (DESIGN §5).
+ * clock only advances on I/O, so edge durations leave out CPU work (docs/runtime.md#workerds-clock).
  */
 export function observe(metrics: HttpMetrics, logger: (c: Context) => Logger): MiddlewareHandler {
   return async (c, next) => {
@@ -115,18 +116,26 @@ export function metricsHandler(registry: Registry, token: (c: Context) => string
   };
 }
 
-/** Renders every error as `{ error: { code, message } }`: never an HTML page or a stack trace. */
+/**
+ * The error body of this request's path: the Open Inference Protocol's `{error: "<message>", code}`
+ * under `/v2`, Fogline's `{ error: { code, message } }` everywhere else.
+ */
+function errorJson(c: Context, code: ErrorCode, message: string, status: ContentfulStatusCode, headers?: Readonly<Record<string, string>>): Response {
+  const body = isOipPath(c.req.path) ? oipErrorBody(code, message) : errorBody(code, message);
+  return c.json(body, status, headers ? { ...headers } : undefined);
+}
+
+/** Renders every error as JSON with its code (errorJson): never an HTML page or a stack trace. */
 export function onError(role: "edge" | "cloud", logger: (c: Context) => Logger = () => createLogger(role)): ErrorHandler {
   return (err: Error, c: Context) => {
-    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status, err.headers ? { ...err.headers } : undefined);
+    if (err instanceof ApiError) return errorJson(c, err.code, err.message, err.status, err.headers);
     if (err instanceof HTTPException) {
       const code = httpExceptionCode(err.status);
-      return c.json(errorBody(code, err.message || code), err.status);
+      return errorJson(c, code, err.message || code, err.status as ContentfulStatusCode);
     }
     logger(c).log("error", "unhandled error", { requestId: c.get("requestId"), error: String(err), stack: err?.stack });
-    return c.json(errorBody("internal_error", "internal error"), 500);
+    return errorJson(c, "internal_error", "internal error", 500);
   };
 }
 
-export const notFound: NotFoundHandler = (c) =>
-  c.json(errorBody("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404);
+export const notFound: NotFoundHandler = (c) => errorJson(c, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`, 404);

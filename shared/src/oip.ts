@@ -6,7 +6,7 @@
  */
 import { softmax, topK } from "./entropy.js";
 import { ApiError } from "./errors.js";
-import { decodeRows } from "./image.js";
+import { decodeRows, sniffFormat } from "./image.js";
 import { AreaResizer, normalize, type InputSpec } from "./preprocess.js";
 import type { Tensor } from "./runner.js";
 import type { Manifest } from "./schemas/manifest.js";
@@ -16,6 +16,7 @@ import {
   type OipInferResponse,
   type OipModelMetadata,
   type OipParameters,
+  type TritonModelConfig,
 } from "./schemas/oip.js";
 
 type OipInput = OipInferRequest["inputs"][number];
@@ -149,6 +150,37 @@ export function modelMetadata(m: Manifest): OipModelMetadata {
   };
 }
 
+const TRITON_TYPES: Record<string, string> = { FP32: "TYPE_FP32", FP64: "TYPE_FP64", BYTES: "TYPE_STRING" };
+
+/**
+ * The model as a Triton model configuration (`GET /v2/models/{model}/config`), from the same
+ * tensors as its metadata: batched (max_batch_size), so dims leave out the batch dimension, and
+ * the `[N]` tensors are Triton's `dims: [1]` with `reshape: {shape: []}`.
+ */
+export function modelConfig(m: Manifest, maxBatch: number): TritonModelConfig {
+  const meta = modelMetadata(m);
+  const tensor = (t: OipModelMetadata["inputs"][number], format: string) => {
+    const dims = t.shape.slice(1);
+    return {
+      name: t.name,
+      data_type: TRITON_TYPES[t.datatype] ?? `TYPE_${t.datatype}`,
+      format: dims.length === 3 ? format : "FORMAT_NONE",
+      dims: dims.length ? dims : [1],
+      ...(dims.length === 0 && { reshape: { shape: [] } }),
+    };
+  };
+  return {
+    name: m.name,
+    platform: meta.platform,
+    backend: "fogline",
+    version_policy: { specific: { versions: meta.versions } },
+    max_batch_size: maxBatch,
+    input: meta.inputs.map((t) => tensor(t, "FORMAT_NCHW")),
+    output: meta.outputs.map((t) => ({ ...tensor(t, "FORMAT_NONE"), format: "FORMAT_NONE" })),
+    parameters: { exit_threshold: { string_value: String(m.exit.threshold) } },
+  };
+}
+
 /** Row-major flattening of flat or nested data; no deeper than the declared rank. */
 function flatten(data: unknown[], rank: number): unknown[] {
   let out: unknown[] = data;
@@ -205,6 +237,20 @@ function base64ToBytes(s: string): Uint8Array {
   return out;
 }
 
+/**
+ * One BYTES element of the binary part: the PNG/JPEG file itself, as Triton sends bytes. A client
+ * that put base64 text there (a JSON-mode habit) is understood too: text that is all base64 and
+ * not an image is decoded.
+ */
+function imageElement(bytes: Uint8Array): Uint8Array {
+  if (sniffFormat(bytes) || bytes.length === 0 || bytes.length % 4 === 1) return bytes;
+  for (const b of bytes) {
+    const base64 = (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) || b === 0x2b || b === 0x2f || b === 0x3d;
+    if (!base64) return bytes;
+  }
+  return base64ToBytes(new TextDecoder().decode(bytes));
+}
+
 export interface InputLimits {
   maxBatch: number;
   /** decoded pixels over every image of the batch together */
@@ -215,13 +261,17 @@ export interface InputLimits {
 
 /**
  * The request's one input to the edge graph's `[N,3,H,W]` float32 batch. FP32: already
- * normalised as the manifest says, shape `[N,3,H,W]`. BYTES: `[N]` (or `[N,1]`) base64 PNG/JPEG
- * files, decoded and preprocessed exactly like `POST /v1/classify` uploads.
+ * normalised as the manifest says, shape `[N,3,H,W]`. BYTES: `[N]` (or `[N,1]`) PNG/JPEG files,
+ * decoded and preprocessed exactly like `POST /v1/classify` uploads. In JSON (`data`) BYTES
+ * elements are base64 strings; with the binary tensor data extension `binary` holds the tensor
+ * (bindBinaryInputs): FP32 as 4-byte little-endian floats, exactly as many as the shape says,
+ * BYTES as a 4-byte little-endian length and the file, per element. Both pass the same checks.
  */
-export function decodeInput(input: OipInput, spec: InputSpec, limits: InputLimits): Tensor {
+export function decodeInput(input: OipInput, spec: InputSpec, limits: InputLimits, binary?: Uint8Array): Tensor {
   const { height: h, width: w } = spec;
   const n = input.shape[0] ?? 0;
   if (n < 1 || n > limits.maxBatch) throw bad(`batch size ${n} is not in 1..${limits.maxBatch}`);
+  if (binary === undefined && input.data === undefined) throw bad(`input "${input.name}" has neither "data" nor a "binary_data_size" parameter`);
 
   if (input.datatype === "FP32") {
     const want = [n, 3, h, w];
@@ -229,34 +279,126 @@ export function decodeInput(input: OipInput, spec: InputSpec, limits: InputLimit
       throw bad(`FP32 input "${input.name}" has shape [${input.shape.join(",")}], expected [N,3,${h},${w}] (N <= ${limits.maxBatch})`);
     }
     const count = n * 3 * h * w;
+    if (binary !== undefined) return { data: readFp32(binary, count, input.shape), dims: want };
+    const data = input.data!;
     // the common flat layout: a length mismatch is refused before anything is allocated
-    if (input.data.length > 0 && !Array.isArray(input.data[0]) && input.data.length !== count) {
-      throw bad(`FP32 input has ${input.data.length} values, its shape says ${count}`);
+    if (data.length > 0 && !Array.isArray(data[0]) && data.length !== count) {
+      throw bad(`FP32 input has ${data.length} values, its shape says ${count}`);
     }
-    return { data: fillFp32(input.data, 4, count), dims: want };
+    return { data: fillFp32(data, 4, count), dims: want };
   }
 
   if (input.datatype === "BYTES") {
     if (!(input.shape.length === 1 || (input.shape.length === 2 && input.shape[1] === 1))) {
       throw bad(`BYTES input "${input.name}" has shape [${input.shape.join(",")}], expected [N] (one encoded image each)`);
     }
-    const flat = flatten(input.data, input.shape.length);
-    if (flat.length !== n) throw bad(`BYTES input has ${flat.length} elements, its shape says ${n}`);
+    let image: (i: number) => Uint8Array;
+    if (binary !== undefined) {
+      const elements = splitBytesTensor(binary, n);
+      image = (i) => imageElement(elements[i]!);
+    } else {
+      const flat = flatten(input.data!, input.shape.length);
+      if (flat.length !== n) throw bad(`BYTES input has ${flat.length} elements, its shape says ${n}`);
+      flat.forEach((v, i) => {
+        if (typeof v !== "string") throw bad(`BYTES element ${i} is not a base64 string`);
+      });
+      image = (i) => base64ToBytes(flat[i] as string);
+    }
     const per = 3 * h * w;
     const data = new Float32Array(n * per);
     let pixelsLeft = limits.maxPixels;
-    flat.forEach((v, i) => {
-      if (typeof v !== "string") throw bad(`BYTES element ${i} is not a base64 string`);
+    for (let i = 0; i < n; i++) {
       // the size is checked from the header before decoding; the pixel budget is shared by the batch
       const resizer = new AreaResizer(h, w);
-      const { width, height } = decodeRows(base64ToBytes(v), resizer, { maxPixels: pixelsLeft, maxDecodeBytes: limits.maxDecodeBytes });
+      const { width, height } = decodeRows(image(i), resizer, { maxPixels: pixelsLeft, maxDecodeBytes: limits.maxDecodeBytes });
       data.set(normalize(resizer.out, spec), i * per);
       pixelsLeft -= width * height;
-    });
+    }
     return { data, dims: [n, 3, h, w] };
   }
 
-  throw bad(`input datatype ${input.datatype} is not supported: send FP32 [N,3,${h},${w}] or BYTES [N] (base64 PNG/JPEG)`);
+  throw bad(`input datatype ${input.datatype} is not supported: send FP32 [N,3,${h},${w}] or BYTES [N] (PNG/JPEG files)`);
+}
+
+/** A binary FP32 tensor: exactly `count` little-endian floats, each as checked as a JSON one. */
+function readFp32(binary: Uint8Array, count: number, shape: readonly number[]): Float32Array {
+  // the size is the shape's, checked before anything is allocated
+  if (binary.length !== count * 4) {
+    throw bad(`FP32 input has ${binary.length} bytes of binary data, its shape [${shape.join(",")}] says ${count * 4} (4 bytes per element)`);
+  }
+  const view = new DataView(binary.buffer, binary.byteOffset, binary.byteLength);
+  const out = new Float32Array(count);
+  for (let k = 0; k < count; k++) {
+    const v = view.getFloat32(k * 4, true);
+    if (!(Math.abs(v) <= MAX_ABS_INPUT)) throw bad(`FP32 element ${k} is ${v}: inputs are normalised pixels, finite and within +-${MAX_ABS_INPUT}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * The elements of a binary BYTES tensor (4-byte little-endian length, then the bytes), as views
+ * of the body: exactly `n` of them, filling it exactly. Nothing is allocated from a length.
+ */
+export function splitBytesTensor(binary: Uint8Array, n: number): Uint8Array[] {
+  const view = new DataView(binary.buffer, binary.byteOffset, binary.byteLength);
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < binary.length) {
+    if (out.length >= n) throw bad(`BYTES input has more than ${n} elements in its binary data, its shape says ${n}`);
+    if (binary.length - at < 4) throw bad(`BYTES element ${out.length} is cut off inside its 4-byte length`);
+    const len = view.getUint32(at, true);
+    at += 4;
+    if (len > binary.length - at) throw bad(`BYTES element ${out.length} says ${len} bytes, ${binary.length - at} follow`);
+    out.push(binary.subarray(at, at + len));
+    at += len;
+  }
+  if (out.length !== n) throw bad(`BYTES input has ${out.length} elements in its binary data, its shape says ${n}`);
+  return out;
+}
+
+/** The header of the binary tensor data extension: how many bytes of the body are the JSON. */
+export const INFERENCE_HEADER = "inference-header-content-length";
+
+/** `Inference-Header-Content-Length`, checked: undefined when absent (a plain JSON body). */
+export function parseHeaderLength(value: string | undefined, maxBytes: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\s*\d{1,15}\s*$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= maxBytes)) throw bad(`Inference-Header-Content-Length is "${value.slice(0, 32)}": it must be the JSON header's size in bytes, 1..${maxBytes}`);
+  return n;
+}
+
+/** A readLimited `inspect` that shows the JSON budget the first `jsonBytes` of the body only. */
+export function jsonPrefix(budget: JsonBudget, jsonBytes: number | undefined): (chunk: Uint8Array) => void {
+  let seen = 0;
+  return (chunk) => {
+    if (jsonBytes === undefined) return budget.push(chunk);
+    if (seen < jsonBytes) budget.push(chunk.subarray(0, jsonBytes - seen));
+    seen += chunk.length;
+  };
+}
+
+/**
+ * The binary part of a body, cut per input by its `binary_data_size`, in input order; the sizes
+ * must account for every byte of it. `undefined` for an input sent as JSON `data`.
+ */
+export function bindBinaryInputs(req: OipInferRequest, binary: Uint8Array | undefined): (Uint8Array | undefined)[] {
+  let at = 0;
+  const out = req.inputs.map((input) => {
+    const size = input.parameters?.binary_data_size;
+    if (size === undefined) return undefined;
+    if (binary === undefined) throw bad(`input "${input.name}" has "binary_data_size" but the request has no Inference-Header-Content-Length header (binary tensor data extension)`);
+    if (input.data !== undefined) throw bad(`input "${input.name}" has both "data" and "binary_data_size"`);
+    if (typeof size !== "number" || !Number.isInteger(size) || size < 0) throw bad(`input "${input.name}": "binary_data_size" is not a byte count`);
+    if (size > binary.length - at) throw bad(`input "${input.name}" says ${size} bytes of binary data, ${binary.length - at} follow the JSON header`);
+    const part = binary.subarray(at, at + size);
+    at += size;
+    return part;
+  });
+  if (binary !== undefined && at !== binary.length) {
+    throw bad(`${binary.length - at} bytes after the JSON header belong to no input ("binary_data_size" of the inputs: ${at} bytes in all)`);
+  }
+  return out;
 }
 
 export interface SampleOutcome {
@@ -281,6 +423,8 @@ const KNOWN_OUTPUTS: readonly string[] = [OIP_NAMES.probabilities, OIP_NAMES.exi
 export function checkRequestedOutputs(req: OipInferRequest): void {
   for (const o of req.outputs ?? []) {
     if (!KNOWN_OUTPUTS.includes(o.name)) throw bad(`unknown output "${o.name}" (outputs: ${KNOWN_OUTPUTS.join(", ")})`);
+    const b = o.parameters?.binary_data;
+    if (b !== undefined && typeof b !== "boolean") throw bad(`"binary_data" of output "${o.name}" is a boolean parameter`);
     const k = o.parameters?.classification;
     if (k !== undefined && (o.name !== OIP_NAMES.probabilities || typeof k !== "number" || !Number.isInteger(k) || k < 1)) {
       throw bad(`"classification" is a positive integer parameter of the "${OIP_NAMES.probabilities}" output`);
@@ -312,7 +456,9 @@ export function inferResponse(m: Manifest, req: OipInferRequest, out: BatchOutco
   const wanted = req.outputs ?? KNOWN_OUTPUTS.map((name) => ({ name, parameters: undefined }));
   const outputs: OipInferResponse["outputs"] = wanted.map((o) => {
     if (o.name === OIP_NAMES.probabilities) {
-      const k = o.parameters?.classification;
+      const b = o.parameters?.binary_data;
+    if (b !== undefined && typeof b !== "boolean") throw bad(`"binary_data" of output "${o.name}" is a boolean parameter`);
+    const k = o.parameters?.classification;
       if (typeof k === "number") {
         const kk = Math.min(k, classes);
         // Triton's classification extension: "score:index:label", best first
@@ -342,4 +488,66 @@ export function inferResponse(m: Manifest, req: OipInferRequest, out: BatchOutco
     parameters,
     outputs,
   };
+}
+
+/**
+ * The outputs to send in the binary part (binary tensor data extension): those whose own
+ * `binary_data` parameter is true, and with `binary_data_output: true` every one that does not
+ * say false.
+ */
+export function binaryOutputs(req: OipInferRequest): Set<string> {
+  const all = req.parameters?.binary_data_output === true;
+  const asked = new Map((req.outputs ?? []).map((o) => [o.name, o.parameters?.binary_data]));
+  const names = req.outputs ? req.outputs.map((o) => o.name) : KNOWN_OUTPUTS;
+  return new Set(names.filter((name) => (asked.get(name) ?? all) === true));
+}
+
+/** A tensor's contents as Triton lays them out in the binary part: little-endian, row-major. */
+export function tensorBytes(datatype: string, data: readonly (number | string)[]): Uint8Array {
+  if (datatype === "FP32" || datatype === "FP64") {
+    const size = datatype === "FP32" ? 4 : 8;
+    const out = new Uint8Array(data.length * size);
+    const view = new DataView(out.buffer);
+    data.forEach((v, i) => (size === 4 ? view.setFloat32(i * 4, Number(v), true) : view.setFloat64(i * 8, Number(v), true)));
+    return out;
+  }
+  if (datatype === "BYTES") {
+    const encoded = data.map((v) => new TextEncoder().encode(String(v)));
+    const out = new Uint8Array(encoded.reduce((a, e) => a + 4 + e.length, 0));
+    const view = new DataView(out.buffer);
+    let at = 0;
+    for (const e of encoded) {
+      view.setUint32(at, e.length, true);
+      out.set(e, at + 4);
+      at += 4 + e.length;
+    }
+    return out;
+  }
+  throw new Error(`no binary layout for ${datatype}`);
+}
+
+/**
+ * The answer with the outputs named in `binary` moved to the binary part: each gets
+ * `parameters.binary_data_size` instead of `data`, and its bytes follow the JSON header in output
+ * order. `undefined` when no output goes binary (the answer stays plain JSON).
+ */
+export function binaryResponse(body: OipInferResponse, binary: ReadonlySet<string>): { body: Uint8Array<ArrayBuffer>; headerLength: number } | undefined {
+  if (!body.outputs.some((o) => binary.has(o.name))) return undefined;
+  const parts: Uint8Array[] = [];
+  const outputs = body.outputs.map((o) => {
+    if (!binary.has(o.name)) return o;
+    const bytes = tensorBytes(o.datatype, o.data ?? []);
+    parts.push(bytes);
+    const { data: _data, ...rest } = o;
+    return { ...rest, parameters: { ...o.parameters, binary_data_size: bytes.length } };
+  });
+  const header = new TextEncoder().encode(JSON.stringify({ ...body, outputs }));
+  const out = new Uint8Array(header.length + parts.reduce((a, p) => a + p.length, 0));
+  out.set(header, 0);
+  let at = header.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return { body: out, headerLength: header.length };
 }

@@ -2,8 +2,8 @@
  * The edge's HTTP API as an OpenAPI 3.1 document, generated from the zod schemas the routes
  * validate with and answer in (zod 4's `z.toJSONSchema`; OpenAPI 3.1 schemas are JSON Schema
  * 2020-12, so nothing is translated by hand). The Worker serves it at `/openapi.json`;
- * `npm run docs:api` renders it into the README. test/node/openapi.test.ts checks that every
- * route the Worker serves is here and the other way round, and that the README is current.
+ * `npm run docs:api` renders it into docs/api.md. test/node/openapi.test.ts checks that every
+ * route the Worker serves is here and the other way round, and that docs/api.md is current.
  */
 import * as z from "zod";
 import { ERROR_CODES, type ErrorCode } from "./errors.js";
@@ -11,6 +11,7 @@ import { ClassifyQuery, ClassifyResponse } from "./schemas/classify.js";
 import { ErrorResponse } from "./schemas/error.js";
 import { HealthResponse, ModelsResponse } from "./schemas/models.js";
 import {
+  OipErrorResponse,
   OipInferRequest,
   OipInferResponse,
   OipLive,
@@ -18,12 +19,30 @@ import {
   OipModelReady,
   OipReady,
   OipServerMetadata,
+  TritonModelConfig,
+  TritonRepositoryIndex,
+  TritonStatistics,
 } from "./schemas/oip.js";
 
 type JsonSchema = Record<string, unknown>;
 
 /** Named schemas: responses are documented as the server writes them, requests as clients send them. */
-const outputs = { ClassifyResponse, ErrorResponse, HealthResponse, ModelsResponse, OipInferResponse, OipLive, OipModelMetadata, OipModelReady, OipReady, OipServerMetadata };
+const outputs = {
+  ClassifyResponse,
+  ErrorResponse,
+  HealthResponse,
+  ModelsResponse,
+  OipErrorResponse,
+  OipInferResponse,
+  OipLive,
+  OipModelMetadata,
+  OipModelReady,
+  OipReady,
+  OipServerMetadata,
+  TritonModelConfig,
+  TritonRepositoryIndex,
+  TritonStatistics,
+};
 const inputs = { OipInferRequest };
 
 function components(schemas: Record<string, z.ZodType>, io: "input" | "output"): Record<string, JsonSchema> {
@@ -53,15 +72,18 @@ const modelParam = { name: "model", in: "path", required: true, description: "mo
 const versionParam = { name: "version", in: "path", required: true, description: "the model's `version`; only the bundled one is served", schema: { type: "string" } };
 
 /** Error responses of an operation, grouped by status, each listing the codes it may carry. */
-function errors(...codes: ErrorCode[]): Record<string, JsonSchema> {
+function errorsAs(schema: "ErrorResponse" | "OipErrorResponse", codes: ErrorCode[]): Record<string, JsonSchema> {
   const byStatus = new Map<number, string[]>();
   for (const code of codes) byStatus.set(ERROR_CODES[code], [...(byStatus.get(ERROR_CODES[code]) ?? []), `\`${code}\``]);
   const out: Record<string, JsonSchema> = {};
   for (const [status, list] of [...byStatus].sort((a, b) => a[0] - b[0])) {
-    out[String(status)] = { description: `error: ${list.join(", ")}`, content: json("ErrorResponse") };
+    out[String(status)] = { description: `error: ${list.join(", ")}`, content: json(schema) };
   }
   return out;
 }
+const errors = (...codes: ErrorCode[]) => errorsAs("ErrorResponse", codes);
+/** `/v2` errors: the Open Inference Protocol's `{error: "<message>", code}`. */
+const oipErrors = (...codes: ErrorCode[]) => errorsAs("OipErrorResponse", codes);
 
 /** Failures of reading a request body (shared/src/upload.ts). */
 const BODY_ERRORS: ErrorCode[] = ["payload_too_large", "body_incomplete"];
@@ -81,20 +103,43 @@ interface Op {
 
 const ok = (id: keyof typeof outputs, description = "OK") => ({ "200": { description, content: json(id) } });
 
+/** The binary tensor data extension's body: the JSON header, then the tensors' bytes. */
+const binaryBody = (what: string) => ({
+  "application/octet-stream": {
+    schema: {
+      type: "string",
+      contentMediaType: "application/octet-stream",
+      description: `${what}: the JSON (its size in bytes in the \`Inference-Header-Content-Length\` header), then the binary tensors in order, each \`parameters.binary_data_size\` bytes`,
+    },
+  },
+});
+
 function oipModelPaths(prefix: string, params: JsonSchema[]): Record<string, Record<string, Op>> {
   const tags = ["Open Inference Protocol (v2)"];
   return {
-    [prefix]: { get: { summary: "Model metadata: input and output tensors", tags, parameters: params, responses: { ...ok("OipModelMetadata"), ...errors("model_not_found") } } },
-    [`${prefix}/ready`]: { get: { summary: "Model readiness (loads its edge session)", tags, parameters: params, responses: { ...ok("OipModelReady"), ...errors("model_not_found") } } },
+    [prefix]: { get: { summary: "Model metadata: input and output tensors", tags, parameters: params, responses: { ...ok("OipModelMetadata"), ...oipErrors("model_not_found") } } },
+    [`${prefix}/ready`]: { get: { summary: "Model readiness (loads its edge session)", tags, parameters: params, responses: { ...ok("OipModelReady"), ...oipErrors("model_not_found") } } },
+    [`${prefix}/config`]: {
+      get: { summary: "The model as a Triton model configuration (max_batch_size 64)", tags, parameters: params, responses: { ...ok("TritonModelConfig"), ...oipErrors("model_not_found") } },
+    },
+    [`${prefix}/stats`]: {
+      get: { summary: "Triton inference statistics of the model (this Worker isolate's counters)", tags, parameters: params, responses: { ...ok("TritonStatistics"), ...oipErrors("model_not_found") } },
+    },
     [`${prefix}/infer`]: {
       post: {
-        summary: "Inference on a batch: FP32 [N,3,H,W] tensor or BYTES [N] base64 PNG/JPEG",
+        summary: "Inference on a batch: FP32 [N,3,H,W] tensor or BYTES [N] PNG/JPEG files, in JSON or binary",
         description:
-          "Each sample exits at the edge when its exit entropy is under the threshold (request parameter `threshold`, default the calibrated one; `exit` forces the path); the others go to the cloud together. Outputs: `probabilities` [N,C] (or top k as \"score:index:label\" with the `classification` output parameter), `exit_point` [N], `entropy` [N]; response parameters repeat exit point and entropy per sample, comma-separated.",
+          "Each sample exits at the edge when its exit entropy is under the threshold (request parameter `threshold`, default the calibrated one; `exit` forces the path); the others go to the cloud together. Outputs: `probabilities` [N,C] (or top k as \"score:index:label\" with the `classification` output parameter), `exit_point` [N], `entropy` [N]; response parameters repeat exit point and entropy per sample, comma-separated. Triton's binary tensor data extension (tritonclient's default): with an `Inference-Header-Content-Length` header the body is a JSON header then the inputs' bytes (`binary_data_size`); outputs asked in binary (`binary_data_output`, or an output's `binary_data`) come back the same way, as `application/octet-stream` with that header.",
         tags,
-        parameters: params,
-        requestBody: { required: true, content: json("OipInferRequest") },
-        responses: { ...ok("OipInferResponse"), ...errors("invalid_input", ...BODY_ERRORS, ...IMAGE_ERRORS, "model_not_found", ...CLOUD_ERRORS, "output_not_finite") },
+        parameters: [
+          ...params,
+          { name: "Inference-Header-Content-Length", in: "header", required: false, description: "binary tensor data extension: the JSON header's size in bytes", schema: { type: "integer", minimum: 1 } },
+        ],
+        requestBody: { required: true, content: { ...json("OipInferRequest"), ...binaryBody("OipInferRequest") } },
+        responses: {
+          "200": { description: "OK (binary when an output is asked in binary)", content: { ...json("OipInferResponse"), ...binaryBody("OipInferResponse") } },
+          ...oipErrors("invalid_input", ...BODY_ERRORS, ...IMAGE_ERRORS, "model_not_found", ...CLOUD_ERRORS, "output_not_finite"),
+        },
       },
     },
   };
@@ -182,6 +227,10 @@ export function openApiDocument(opts: { version: string; serverUrl?: string }): 
         responses: { ...ok("OipReady"), "503": { description: "not ready", content: json("OipReady") } },
       },
     },
+    "/v2/models/stats": { get: { summary: "Triton inference statistics of every model", tags: ["Open Inference Protocol (v2)"], responses: ok("TritonStatistics") } },
+    "/v2/repository/index": {
+      post: { summary: "The model repository index: every served model, READY", tags: ["Open Inference Protocol (v2)"], responses: ok("TritonRepositoryIndex") },
+    },
     ...oipModelPaths("/v2/models/{model}", [modelParam]),
     ...oipModelPaths("/v2/models/{model}/versions/{version}", [modelParam, versionParam]),
   };
@@ -191,7 +240,7 @@ export function openApiDocument(opts: { version: string; serverUrl?: string }): 
       title: "Fogline edge API",
       version: opts.version,
       description:
-        "Image classification split across edge and cloud: early exit at the edge (Cloudflare Worker), full-precision tail in the cloud. Every error is `{error: {code, message}}`.",
+        "Image classification split across edge and cloud: early exit at the edge (Cloudflare Worker), full-precision tail in the cloud. Every error is `{error: {code, message}}`, except under `/v2` (Open Inference Protocol, with Triton's binary tensor data extension): `{error: \"<message>\", code}`. A wrong method on a `/v2` route is 405 with `Allow`; `/v2` answers CORS preflights.",
     },
     ...(opts.serverUrl !== undefined && { servers: [{ url: opts.serverUrl }] }),
     paths,

@@ -14,7 +14,7 @@
  *   48+4r  ...   tensor, row-major, element size by dtype
  *
  * For rank 4 the header is 64 bytes. A 32x16x16 activation is 32 KiB in fp32, 16 KiB in fp16 and
- * 8 KiB in int8 (DESIGN §4). The int8 precision is per-tensor asymmetric uint8 over [min, max]
+ * 8 KiB in int8 (docs/background.md#serving-choices). The int8 precision is per-tensor asymmetric uint8 over [min, max]
  * (the activation after a ReLU is non-negative, so a signed symmetric code would waste a bit).
  */
 import { fromHalf, toHalf } from "./fp16.js";

@@ -1,7 +1,8 @@
 /**
- * The README's shell examples, run as written against `npm start` (only the host and port are
- * swapped for the test stack's), so they cannot rot; and its sample answer checked against the
- * response schema.
+ * The shell examples of the README and of the pages that hold the rest of its former content
+ * (docs/api.md: the API; docs/reliability.md: observability), run as written against `npm start` (only the host and port are swapped for
+ * the test stack's), so they cannot rot; and the sample answer in docs/api.md checked against
+ * the response schema.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -12,17 +13,20 @@ import { base64ToBytes, DEFAULT_MODEL, makePng, vectorsFor } from "../shared/fix
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const DIR = join(ROOT, "test-artifacts", "readme");
-const README = readFileSync(join(ROOT, "README.md"), "utf8");
+/** The pages whose examples run here. */
+const PAGES = ["README.md", "docs/api.md", "docs/reliability.md"];
+const TEXT = PAGES.map((p) => readFileSync(join(ROOT, p), "utf8")).join("\n");
+const API_PAGE = readFileSync(join(ROOT, "docs", "api.md"), "utf8");
 const EDGE = "http://127.0.0.1:8787";
 
 /**
- * Shell commands of the README's ```sh blocks (continuation lines joined) that are client calls
+ * Shell commands of those pages' ```sh blocks (continuation lines joined) that are client calls
  * to the local edge. Only commands that start with `curl`, `printf` or `npx fogline` are ever
  * run: never an install, a deploy or a server start.
  */
 function examples(): string[] {
   const out: string[] = [];
-  for (const block of README.matchAll(/```sh\n([\s\S]*?)```/g)) {
+  for (const block of TEXT.matchAll(/```sh\n([\s\S]*?)```/g)) {
     const joined = block[1]!.replace(/\\\n\s*/g, " ");
     for (const line of joined.split("\n")) {
       const cmd = line.trim();
@@ -31,7 +35,7 @@ function examples(): string[] {
       if (client && !/&&|;|\|\|/.test(cmd)) out.push(cmd);
     }
   }
-  return out;
+  return [...new Set(out)];
 }
 
 beforeAll(() => {
@@ -41,7 +45,7 @@ beforeAll(() => {
   if (jpeg) writeFileSync(join(DIR, "cat.jpg"), base64ToBytes(jpeg.imageBase64));
 });
 
-describe("README examples", () => {
+describe("README, docs/api.md and docs/reliability.md examples", () => {
   const cmds = examples();
 
   it("has curl, OIP and CLI examples", () => {
@@ -70,7 +74,7 @@ describe("README examples", () => {
   });
 
   it("shows a 200 answer of /v1/classify that matches the response schema", () => {
-    const block = /200 response:\s*```json\n([\s\S]*?)```/.exec(README);
+    const block = /200 response:\s*```json\n([\s\S]*?)```/.exec(API_PAGE);
     expect(block).not.toBeNull();
     ClassifyResponse.parse(JSON.parse(block![1]!));
   });

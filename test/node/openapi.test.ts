@@ -1,12 +1,12 @@
 /**
- * The OpenAPI document generated from the zod schemas, and the README section rendered from it.
+ * The OpenAPI document generated from the zod schemas, and the docs/api.md reference rendered from it.
  * (test/workers/api.test.ts checks that it covers exactly the routes the Worker serves.)
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
 import { openApiDocument } from "../../shared/src/openapi.js";
-import { BEGIN, currentSection, END, README, withApiSection } from "../../scripts/readme-api.js";
+import { API_DOC, BEGIN, currentSection, END, withApiSection } from "../../scripts/readme-api.js";
 
 const doc = openApiDocument({ version: pkg.version }) as {
   openapi: string;
@@ -54,11 +54,11 @@ describe("openApiDocument", () => {
   });
 });
 
-describe("README API reference", () => {
+describe("docs/api.md API reference", () => {
   it("is the current rendering of the document (run `npm run docs:api` when this fails)", () => {
-    const readme = readFileSync(README, "utf8");
-    expect(readme).toContain(BEGIN);
-    expect(readme).toContain(END);
-    expect(withApiSection(readme, currentSection())).toBe(readme);
+    const page = readFileSync(API_DOC, "utf8");
+    expect(page).toContain(BEGIN);
+    expect(page).toContain(END);
+    expect(withApiSection(page, currentSection())).toBe(page);
   });
 });

@@ -15,7 +15,7 @@ function paperProfile(quantized: number, fp: number, cloud: number, bits: number
 }
 
 describe("energy model", () => {
-  it("reproduces the paper's headline arithmetic (DESIGN §3)", () => {
+  it("reproduces the paper's headline arithmetic (docs/background.md#the-paper-model)", () => {
     // 16 binary layers at 65 % edge exits -> 5.36x; 24 four-bit layers at 52 % -> 4.84x
     const c10 = paperProfile(36.57, 0.57, 31.98, 1);
     expect(69.12 / (c10.paper.edge + 0.35 * c10.paper.cloud)).toBeCloseTo(5.36, 2);

@@ -18,7 +18,7 @@ import { edgeRunner } from "../../workers/src/infer/session.js";
 import { allModels, getModel } from "../../workers/src/models/registry.js";
 import { clientKey } from "../../workers/src/cloud/rate-limit.js";
 import { metrics } from "../../workers/src/observability.js";
-import { OipInferResponse } from "../../shared/src/schemas/oip.js";
+import { OipErrorResponse, OipInferResponse } from "../../shared/src/schemas/oip.js";
 import { argmax, base64ToBytes, DEFAULT_MODEL, makePng, maxAbsDiff, modelsWithVectors, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";
 
 const vectors = vectorsFor(DEFAULT_MODEL);
@@ -54,7 +54,9 @@ async function expectError(res: Response, status: number, code: string) {
   const text = await res.text();
   expect(res.status, text).toBe(status);
   expect(res.headers.get("content-type")).toMatch(/application\/json/);
-  expect(ErrorResponse.parse(JSON.parse(text)).error.code).toBe(code);
+  // `/v2` answers the Open Inference Protocol's `{error: "<message>", code}`, the rest the envelope
+  const json = JSON.parse(text);
+  expect(typeof json.error === "string" ? OipErrorResponse.parse(json).code : ErrorResponse.parse(json).error.code).toBe(code);
 }
 
 const cloudAt = (port: number) => ({ CLOUD_URL: `http://127.0.0.1:${port}` });

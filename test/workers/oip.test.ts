@@ -8,8 +8,7 @@ import { env } from "cloudflare:workers";
 import { SELF } from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
 import { softmax } from "../../shared/src/entropy.js";
-import { ErrorResponse } from "../../shared/src/schemas/error.js";
-import { OipInferResponse, OipModelMetadata, type OipInferRequest } from "../../shared/src/schemas/oip.js";
+import { OipErrorResponse, OipInferResponse, OipModelMetadata, TritonModelConfig, TritonRepositoryIndex, TritonStatistics, type OipInferRequest } from "../../shared/src/schemas/oip.js";
 import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { getModel } from "../../workers/src/models/registry.js";
@@ -46,10 +45,14 @@ function nonFinite(v: unknown, path = "$"): string[] {
   return [];
 }
 
+/** Every /v2 error is the protocol's `{"error": "<message>"}`, with Fogline's code beside it. */
 async function expectError(res: Response, status: number, code: string) {
   const text = await res.text();
   expect(res.status, text).toBe(status);
-  expect(ErrorResponse.parse(JSON.parse(text)).error.code).toBe(code);
+  const body = OipErrorResponse.parse(JSON.parse(text));
+  expect(body.code).toBe(code);
+  expect(body.error.length).toBeGreaterThan(0);
+  expect(ERROR_CODES[body.code]).toBe(status);
 }
 
 const tensorOf = (inputs: number[][]) => ({
@@ -77,7 +80,7 @@ describe("GET /v2 health and metadata", () => {
 
   it("describes the server and the model from its manifest", async () => {
     const server = (await (await SELF.fetch("http://edge/v2")).json()) as { name: string; extensions: string[] };
-    expect(server).toMatchObject({ name: "fogline", extensions: ["classification"] });
+    expect(server).toMatchObject({ name: "fogline", extensions: ["classification", "binary_tensor_data", "model_configuration", "statistics"] });
     const meta = OipModelMetadata.parse(await (await SELF.fetch(`http://edge${url("")}`)).json());
     const m = manifest();
     expect(meta.versions).toEqual([m.version]);
@@ -144,7 +147,7 @@ describe("POST /v2/models/{model}/infer", () => {
     four.forEach((v, i) => {
       const want = points[i] === "edge" ? v.exitLogits : v.logits;
       expect(maxAbsDiff(probsRow(r, i), softmax(want)), v.name).toBeLessThan(1e-4);
-      expect(Math.abs((output(r, "entropy").data[i] as number) - v.entropy)).toBeLessThan(1e-3);
+      expect(Math.abs((output(r, "entropy").data![i] as number) - v.entropy)).toBeLessThan(1e-3);
     });
   });
 
@@ -152,7 +155,7 @@ describe("POST /v2/models/{model}/infer", () => {
     const r = await infer({ inputs: [tensorOf([pngs[0]!.input])], outputs: [{ name: "probabilities", parameters: { classification: 3 } }], parameters: { exit: "edge" } });
     expect(r.outputs).toHaveLength(1);
     expect(r.outputs[0]).toMatchObject({ name: "probabilities", datatype: "BYTES", shape: [1, 3] });
-    const [score, index, label] = (r.outputs[0]!.data[0] as string).split(":");
+    const [score, index, label] = (r.outputs[0]!.data![0] as string).split(":");
     expect(manifest().labels[Number(index)]).toBe(label);
     expect(Number(score)).toBeCloseTo(Math.max(...softmax(pngs[0]!.exitLogits)), 5);
   });
@@ -187,6 +190,307 @@ describe("POST /v2/models/{model}/infer", () => {
       const big = btoa(Array.from(makePng(300, 300), (b) => String.fromCharCode(b)).join(""));
       await expectError(await post(url("/infer"), { inputs: [{ name: "image_bytes", datatype: "BYTES", shape: [2], data: [big, big] }] }, { MAX_PIXELS: "100000" }), 413, "image_too_large");
     });
+  });
+});
+
+/** A request of the binary tensor data extension: JSON header, then the tensors' bytes. */
+function binaryBody(header: unknown, ...parts: Uint8Array[]): { body: Uint8Array; headerLength: number } {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const body = new Uint8Array(json.length + parts.reduce((a, p) => a + p.length, 0));
+  body.set(json);
+  let at = json.length;
+  for (const p of parts) {
+    body.set(p, at);
+    at += p.length;
+  }
+  return { body, headerLength: json.length };
+}
+
+const fp32Bytes = (values: number[]) => {
+  const out = new Uint8Array(values.length * 4);
+  const view = new DataView(out.buffer);
+  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  return out;
+};
+
+/** Triton's BYTES layout: per element a 4-byte little-endian length, then the bytes. */
+function bytesTensor(elements: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(elements.reduce((a, e) => a + 4 + e.length, 0));
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const e of elements) {
+    view.setUint32(at, e.length, true);
+    out.set(e, at + 4);
+    at += 4 + e.length;
+  }
+  return out;
+}
+
+function postBinary(b: { body: Uint8Array; headerLength: number | string }, bindings: Partial<Bindings> = {}): Promise<Response> {
+  const init = { method: "POST", headers: { "inference-header-content-length": String(b.headerLength) }, body: b.body };
+  return Promise.resolve(app.request(url("/infer"), init, { ...env, ...bindings }));
+}
+
+/** A binary answer split back into its JSON header and each binary output's bytes. */
+async function readBinary(res: Response): Promise<{ header: OipInferResponse; tensors: Map<string, Uint8Array> }> {
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  expect(res.status, new TextDecoder().decode(bytes.slice(0, 500))).toBe(200);
+  expect(res.headers.get("content-type")).toBe("application/octet-stream");
+  const n = Number(res.headers.get("inference-header-content-length"));
+  expect(n).toBeGreaterThan(0);
+  const header = OipInferResponse.parse(JSON.parse(new TextDecoder().decode(bytes.subarray(0, n))));
+  const tensors = new Map<string, Uint8Array>();
+  let at = n;
+  for (const o of header.outputs) {
+    const size = o.parameters?.binary_data_size;
+    if (typeof size !== "number") continue;
+    expect(o.data).toBeUndefined();
+    tensors.set(o.name, bytes.subarray(at, at + size));
+    at += size;
+  }
+  expect(at).toBe(bytes.length);
+  return { header, tensors };
+}
+
+const fp32Of = (b: Uint8Array) => Array.from({ length: b.length / 4 }, (_, i) => new DataView(b.buffer, b.byteOffset).getFloat32(i * 4, true));
+const fp64Of = (b: Uint8Array) => Array.from({ length: b.length / 8 }, (_, i) => new DataView(b.buffer, b.byteOffset).getFloat64(i * 8, true));
+function stringsOf(b: Uint8Array): string[] {
+  const out: string[] = [];
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  for (let at = 0; at < b.length; ) {
+    const len = view.getUint32(at, true);
+    out.push(new TextDecoder().decode(b.subarray(at + 4, at + 4 + len)));
+    at += 4 + len;
+  }
+  return out;
+}
+
+describe("the binary tensor data extension (tritonclient's default)", () => {
+  const m = () => manifest();
+  const shape = (n: number) => [n, 3, m().input.height, m().input.width];
+  const png = (i: number) => Uint8Array.from(atob(pngs[i]!.imageBase64), (ch) => ch.charCodeAt(0));
+
+  it("takes an FP32 tensor in binary and answers every output in binary (binary_data_output)", async () => {
+    const two = pngs.slice(0, 2);
+    const data = fp32Bytes(two.flatMap((v) => v.input));
+    const req = binaryBody({ inputs: [{ name: "image", datatype: "FP32", shape: shape(2), parameters: { binary_data_size: data.length } }], parameters: { binary_data_output: true, exit: "edge" } }, data);
+    const { header, tensors } = await readBinary(await postBinary(req));
+    expect(header.outputs.map((o) => [o.name, o.datatype, o.shape])).toEqual([
+      ["probabilities", "FP32", [2, m().labels.length]],
+      ["exit_point", "BYTES", [2]],
+      ["entropy", "FP64", [2]],
+    ]);
+    const probs = fp32Of(tensors.get("probabilities")!);
+    const c = m().labels.length;
+    two.forEach((v, i) => expect(maxAbsDiff(probs.slice(i * c, (i + 1) * c), softmax(v.exitLogits))).toBeLessThan(1e-4));
+    expect(stringsOf(tensors.get("exit_point")!)).toEqual(["edge", "edge"]);
+    const entropies = fp64Of(tensors.get("entropy")!);
+    two.forEach((v, i) => expect(Math.abs(entropies[i]! - v.entropy)).toBeLessThan(1e-3));
+    // the same request in JSON gets the same numbers
+    const json = await infer({ inputs: [tensorOf(two.map((v) => v.input))], parameters: { exit: "edge" } });
+    expect(maxAbsDiff(probs, output(json, "probabilities").data as number[])).toBeLessThan(1e-6);
+    expect(entropies).toEqual(output(json, "entropy").data);
+  });
+
+  it("takes BYTES images in binary (raw files, or base64 text), and mixes binary and JSON outputs as asked", async () => {
+    const elements = [png(1), new TextEncoder().encode(pngs[2]!.imageBase64)];
+    const data = bytesTensor(elements);
+    const req = binaryBody(
+      {
+        inputs: [{ name: "image_bytes", datatype: "BYTES", shape: [2], parameters: { binary_data_size: data.length } }],
+        outputs: [{ name: "probabilities", parameters: { binary_data: true, classification: 2 } }, { name: "entropy", parameters: { binary_data: false } }],
+        parameters: { exit: "edge" },
+      },
+      data,
+    );
+    const { header, tensors } = await readBinary(await postBinary(req));
+    expect(header.outputs.map((o) => o.name)).toEqual(["probabilities", "entropy"]);
+    const top = stringsOf(tensors.get("probabilities")!);
+    expect(top).toHaveLength(4);
+    const entropies = output(header, "entropy").data as number[];
+    [1, 2].forEach((v, i) => {
+      expect(Math.abs(entropies[i]! - pngs[v]!.entropy)).toBeLessThan(1e-3);
+      const [score, index] = top[i * 2]!.split(":");
+      expect(Number(score)).toBeCloseTo(Math.max(...softmax(pngs[v]!.exitLogits)), 3);
+      expect(Number(index)).toBe(softmax(pngs[v]!.exitLogits).indexOf(Math.max(...softmax(pngs[v]!.exitLogits))));
+    });
+  });
+
+  it("answers plain JSON when no output is asked in binary, even for a binary request", async () => {
+    const data = fp32Bytes(pngs[0]!.input);
+    const res = await postBinary(binaryBody({ inputs: [{ name: "image", datatype: "FP32", shape: shape(1), parameters: { binary_data_size: data.length } }], parameters: { exit: "edge" } }, data));
+    expect(res.headers.get("content-type")).toMatch(/application\/json/);
+    expect(res.headers.get("inference-header-content-length")).toBeNull();
+    const r = OipInferResponse.parse(await res.json());
+    expect(maxAbsDiff(probsRow(r, 0), softmax(pngs[0]!.exitLogits))).toBeLessThan(1e-4);
+  });
+
+  describe("400 invalid_input when the binary part does not add up", () => {
+    const one = () => fp32Bytes(pngs[0]!.input);
+    const input = (size: number, extra: object = {}) => ({ inputs: [{ name: "image", datatype: "FP32", shape: shape(1), parameters: { binary_data_size: size }, ...extra }] });
+    it.each<[string, () => { body: Uint8Array; headerLength: number | string }]>([
+      ["FP32 bytes fewer than the shape's", () => binaryBody(input(one().length - 4), one().subarray(4))],
+      ["FP32 bytes more than the shape's", () => binaryBody(input(one().length + 4), one(), new Uint8Array(4))],
+      ["FP32 bytes for a batch of 2 under a shape of 1", () => binaryBody(input(2 * one().length), one(), one())],
+      ["a binary_data_size past the end of the body", () => binaryBody(input(one().length + 1000), one())],
+      ["bytes after the last input's binary_data_size", () => binaryBody(input(one().length), one(), new Uint8Array(8))],
+      ["a binary_data_size that is not a byte count", () => binaryBody(input(-4), one())],
+      ["binary_data_size and data both", () => binaryBody(input(one().length, { data: [1] }), one())],
+      ["a NaN in binary FP32", () => binaryBody(input(one().length), fp32Bytes([NaN, ...pngs[0]!.input.slice(1)]))],
+      ["1e38 in binary FP32", () => binaryBody(input(one().length), fp32Bytes([1e38, ...pngs[0]!.input.slice(1)]))],
+      ["Infinity in binary FP32", () => binaryBody(input(one().length), fp32Bytes([-Infinity, ...pngs[0]!.input.slice(1)]))],
+      ["a header length past the body", () => ({ ...binaryBody(input(one().length), one()), headerLength: 1_000_000 })],
+      ["a header length that is not a number", () => ({ ...binaryBody(input(one().length), one()), headerLength: "12x" })],
+      ["a header length over MAX_BODY_BYTES", () => ({ ...binaryBody(input(one().length), one()), headerLength: 20 * 1024 * 1024 })],
+      ["a header length that cuts the JSON", () => ({ ...binaryBody(input(one().length), one()), headerLength: 10 })],
+      ["BYTES elements fewer than the shape", () => {
+        const d = bytesTensor([png(0)]);
+        return binaryBody({ inputs: [{ name: "image_bytes", datatype: "BYTES", shape: [2], parameters: { binary_data_size: d.length } }] }, d);
+      }],
+      ["BYTES elements more than the shape", () => {
+        const d = bytesTensor([png(0), png(1)]);
+        return binaryBody({ inputs: [{ name: "image_bytes", datatype: "BYTES", shape: [1], parameters: { binary_data_size: d.length } }] }, d);
+      }],
+      ["a BYTES length past the end (4 GiB claimed)", () => {
+        const d = bytesTensor([png(0)]);
+        new DataView(d.buffer).setUint32(0, 0xffffffff, true);
+        return binaryBody({ inputs: [{ name: "image_bytes", datatype: "BYTES", shape: [1], parameters: { binary_data_size: d.length } }] }, d);
+      }],
+      ["a BYTES tensor cut inside a length", () => {
+        const d = new Uint8Array([...bytesTensor([png(0)]), 1, 0]);
+        return binaryBody({ inputs: [{ name: "image_bytes", datatype: "BYTES", shape: [1], parameters: { binary_data_size: d.length } }] }, d);
+      }],
+    ])("%s", async (_name, make) => {
+      await expectError(await postBinary(make()), 400, "invalid_input");
+    });
+
+    it("binary_data_size without the header; a non-boolean binary_data", async () => {
+      await expectError(await post(url("/infer"), input(12288)), 400, "invalid_input");
+      await expectError(await post(url("/infer"), { inputs: [tensorOf([pngs[0]!.input])], outputs: [{ name: "entropy", parameters: { binary_data: "yes" } }] }), 400, "invalid_input");
+    });
+
+    it("413 for a binary body over MAX_BODY_BYTES; a JSON header still counted by the JSON budget", async () => {
+      const big = new Uint8Array(64 * 1024);
+      await expectError(await postBinary(binaryBody(input(big.length), big), { MAX_BODY_BYTES: "32768" }), 413, "payload_too_large");
+      const junk = `{"inputs":[],"junk":[${Array(1_500_000).fill("[]").join(",")}]}`;
+      await expectError(await postBinary({ body: new TextEncoder().encode(junk), headerLength: junk.length }), 413, "payload_too_large");
+    });
+  });
+});
+
+describe("fuzzing the binary tensor data extension with mutated bodies", () => {
+  const CASES = 600;
+  const seed = fuzzSeed(env as unknown as Record<string, unknown>);
+
+  it(`answers ${CASES} mutated binary bodies with a well-formed 200 or a 4xx with its code (seed ${seed})`, async () => {
+    const m = manifest();
+    const fp32 = fp32Bytes(pngs.slice(0, 2).flatMap((v) => v.input));
+    const images = bytesTensor(pngs.slice(0, 2).map((v) => Uint8Array.from(atob(v.imageBase64), (ch) => ch.charCodeAt(0))));
+    const seeds = [
+      binaryBody({ inputs: [{ name: "image", datatype: "FP32", shape: [2, 3, m.input.height, m.input.width], parameters: { binary_data_size: fp32.length } }], parameters: { binary_data_output: true, exit: "edge" } }, fp32),
+      binaryBody({ inputs: [{ name: "image_bytes", datatype: "BYTES", shape: [2], parameters: { binary_data_size: images.length } }], outputs: [{ name: "entropy", parameters: { binary_data: true } }], parameters: { exit: "edge" } }, images),
+    ];
+    const statuses = new Map<number, number>();
+    const failures: string[] = [];
+    await inBatches(CASES, 8, async (i) => {
+      const r = new Rng(seed + i * 0x9e3779b9);
+      const s = r.pick(seeds);
+      // mutate the bytes (header or tensors), the header length, or both
+      const body = r.chance(0.8) ? mutate(r, s.body, r.pick(seeds).body) : s.body;
+      const headerLength = r.chance(0.3) ? r.pick([0, 1, s.headerLength - 1, s.headerLength + 1, s.headerLength + 4, body.length, body.length + 1]) : s.headerLength;
+      const res = await postBinary({ body, headerLength });
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      if (res.status === 200) {
+        if (res.headers.get("content-type") === "application/octet-stream") {
+          const bytes = new Uint8Array(await res.arrayBuffer());
+          const n = Number(res.headers.get("inference-header-content-length"));
+          const header = OipInferResponse.safeParse(JSON.parse(new TextDecoder().decode(bytes.subarray(0, n))));
+          const sizes = header.success ? header.data.outputs.reduce((a, o) => a + Number(o.parameters?.binary_data_size ?? 0), 0) : -1;
+          if (sizes !== bytes.length - n) failures.push(`case ${i}: a binary 200 whose sizes do not add up`);
+        } else if (!OipInferResponse.safeParse(await res.json()).success) failures.push(`case ${i}: a 200 that is not an OipInferResponse`);
+        return;
+      }
+      const text = await res.text();
+      const err = OipErrorResponse.safeParse(JSON.parse(text));
+      if (res.status >= 500 || !err.success || ERROR_CODES[err.data.code] !== res.status) failures.push(`case ${i}: HTTP ${res.status} ${text.slice(0, 200)}`);
+    });
+    expect(failures, `FUZZ_SEED=${seed}\n${failures.slice(0, 20).join("\n")}`).toEqual([]);
+    console.log(`OIP binary fuzz, seed ${seed}: ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
+    expect(statuses.get(400) ?? 0).toBeGreaterThan(0);
+  }, 120_000);
+});
+
+describe("Triton's endpoints, errors and methods on /v2", () => {
+  it("GET /v2/models/{model}/config: a Triton model configuration", async () => {
+    for (const path of [url("/config"), url(`/versions/${manifest().version}/config`)]) {
+      const res = await SELF.fetch(`http://edge${path}`);
+      expect(res.status).toBe(200);
+      const cfg = TritonModelConfig.parse(await res.json());
+      expect(cfg).toMatchObject({ name: DEFAULT_MODEL, max_batch_size: MAX_BATCH });
+      expect(cfg.input).toContainEqual({ name: "image", data_type: "TYPE_FP32", format: "FORMAT_NCHW", dims: [3, manifest().input.height, manifest().input.width] });
+      expect(cfg.input).toContainEqual({ name: "image_bytes", data_type: "TYPE_STRING", format: "FORMAT_NONE", dims: [1], reshape: { shape: [] } });
+      expect(cfg.output).toContainEqual({ name: "probabilities", data_type: "TYPE_FP32", format: "FORMAT_NONE", dims: [manifest().labels.length] });
+      expect(cfg.output).toContainEqual({ name: "entropy", data_type: "TYPE_FP64", format: "FORMAT_NONE", dims: [1], reshape: { shape: [] } });
+    }
+    await expectError(await SELF.fetch("http://edge/v2/models/nope/config"), 404, "model_not_found");
+  });
+
+  it("GET /v2/models/{model}/stats and /v2/models/stats count this isolate's infer requests", async () => {
+    const stats = async (path: string) => TritonStatistics.parse(await (await Promise.resolve(app.request(path, {}, env))).json());
+    const before = (await stats(url("/stats"))).model_stats[0]!;
+    expect(before).toMatchObject({ name: DEFAULT_MODEL, version: manifest().version });
+    await infer({ inputs: [tensorOf(pngs.slice(0, 3).map((v) => v.input))], parameters: { exit: "edge" } });
+    await post(url("/infer"), { inputs: [] });
+    const after = (await stats(url("/stats"))).model_stats[0]!;
+    expect(after.inference_count - before.inference_count).toBe(3);
+    expect(after.execution_count - before.execution_count).toBe(1);
+    expect(after.inference_stats.success.count - before.inference_stats.success.count).toBe(1);
+    expect(after.inference_stats.fail.count - before.inference_stats.fail.count).toBe(1);
+    expect(after.last_inference).toBeGreaterThan(0);
+    expect((await stats("/v2/models/stats")).model_stats.map((s) => s.name)).toContain(DEFAULT_MODEL);
+  });
+
+  it("POST /v2/repository/index lists the served models, READY", async () => {
+    const res = await Promise.resolve(app.request("/v2/repository/index", { method: "POST", body: "{}" }, env));
+    const index = TritonRepositoryIndex.parse(await res.json());
+    expect(index).toContainEqual({ name: DEFAULT_MODEL, version: manifest().version, state: "READY" });
+  });
+
+  it("every /v2 error is {error: <message>, code}: unknown route, unknown model, bad request", async () => {
+    await expectError(await SELF.fetch("http://edge/v2/nothing/here"), 404, "not_found");
+    await expectError(await SELF.fetch("http://edge/v2/models/nope/infer", { method: "POST", body: "{}" }), 404, "model_not_found");
+    await expectError(await post(url("/infer"), { inputs: [{ ...tensorOf([pngs[0]!.input]), shape: [1, 3, 16, 16] }] }), 400, "invalid_input");
+    // /v1 keeps its envelope
+    const v1 = (await (await SELF.fetch("http://edge/v1/nothing")).json()) as { error: { code: string } };
+    expect(v1.error.code).toBe("not_found");
+  });
+
+  it("405 with Allow for a method a /v2 route does not serve; HEAD is GET's", async () => {
+    for (const [method, path, allow] of [
+      ["POST", "/v2/health/live", "GET, HEAD, OPTIONS"],
+      ["DELETE", url(""), "GET, HEAD, OPTIONS"],
+      ["GET", url("/infer"), "POST, OPTIONS"],
+      ["PUT", `/v2/models/${DEFAULT_MODEL}/versions/${manifest().version}/infer`, "POST, OPTIONS"],
+      ["GET", "/v2/repository/index", "POST, OPTIONS"],
+    ] as const) {
+      const res = await Promise.resolve(app.request(path, { method }, env));
+      expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
+      await expectError(res, 405, "method_not_allowed");
+    }
+    expect((await Promise.resolve(app.request("/v2/health/live", { method: "HEAD" }, env))).status).toBe(200);
+  });
+
+  it("answers a browser's CORS preflight and lets it read the binary answer's header", async () => {
+    const pre = await Promise.resolve(
+      app.request(url("/infer"), { method: "OPTIONS", headers: { origin: "https://example.com", "access-control-request-method": "POST", "access-control-request-headers": "content-type" } }, env),
+    );
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get("access-control-allow-origin")).toBe("*");
+    expect(pre.headers.get("access-control-allow-methods")).toContain("POST");
+    expect(pre.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("inference-header-content-length");
+    const res = await Promise.resolve(app.request("/v2/health/live", { headers: { origin: "https://example.com" } }, env));
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    expect(res.headers.get("access-control-expose-headers")?.toLowerCase()).toContain("inference-header-content-length");
   });
 });
 
@@ -287,7 +591,7 @@ describe("hostile OIP infer requests (issue 17): refused before they cost memory
         const res = await post(url("/infer"), raw(v, exit));
         const text = await res.text();
         expect(res.status, text).toBe(400);
-        expect(ErrorResponse.parse(JSON.parse(text)).error.code).toBe("invalid_input");
+        expect(OipErrorResponse.parse(JSON.parse(text)).code).toBe("invalid_input");
       });
     }
 
@@ -370,8 +674,8 @@ describe("hostile OIP infer requests (issue 17): refused before they cost memory
           const bad = nonFinite(json);
           if (bad.length) failures.push(`case ${i}: a 200 with null or non-finite numbers at ${bad.slice(0, 3).join(", ")}`);
         } else if (res.status >= 400 && res.status < 500) {
-          const err = ErrorResponse.safeParse(json);
-          if (!err.success || ERROR_CODES[err.data.error.code] !== res.status) failures.push(`case ${i}: HTTP ${res.status} ${text.slice(0, 200)}`);
+          const err = OipErrorResponse.safeParse(json);
+          if (!err.success || ERROR_CODES[err.data.code] !== res.status) failures.push(`case ${i}: HTTP ${res.status} ${text.slice(0, 200)}`);
         } else {
           failures.push(`case ${i}: HTTP ${res.status} ${text.slice(0, 200)}`);
         }

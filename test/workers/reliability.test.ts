@@ -1,7 +1,7 @@
 /**
  * The edge->cloud path under failure, in workerd with real cloud processes (test/outage.ts): a
  * cloud killed mid-run and restarted, a cloud slower than the timeout (timed by a clock outside
- * workerd, whose own clock stands still during CPU work: DESIGN §5), the request id that
+ * workerd, whose own clock stands still during CPU work: docs/runtime.md#workerds-clock), the request id that
  * travels to the cloud, and the edge's /metrics. Shares the isolate (and ORT) with edge.test.ts.
  */
 import { env } from "cloudflare:workers";

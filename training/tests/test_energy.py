@@ -15,7 +15,7 @@ def counts_for(cut: int, bits: int) -> PartCounts:
 
 
 def test_paper_arithmetic_with_the_papers_rounded_macs():
-    # DESIGN §3: 69.12 / (36.57/32 + 0.57 + 0.35*31.98) = 5.36; 69.12 / (54.26/8 + 0.70 + 0.48*14.16) = 4.84
+    # docs/background.md#the-paper-model: 69.12 / (36.57/32 + 0.57 + 0.35*31.98) = 5.36; 69.12 / (54.26/8 + 0.70 + 0.48*14.16) = 4.84
     c10 = PartCounts(1, 36.57e6, 0.57e6, 0, 31.98e6, 0, 0, 0, 0, 0)
     c10_model = EnergyModel(c10)
     assert round(69.12e6 / (c10_model.paper_edge() + 0.35 * c10_model.paper_cloud()), 2) == 5.36

@@ -5,7 +5,7 @@ import torch
 
 from training.model import VALID_CUTS, ModelConfig, SplitResNet, count_macs, exit_features, exit_mask, entropy, split_shape
 
-# DESIGN.md §2 (from the authors' code): cut -> (exit features, split shape, MACs in millions:
+# docs/background.md#cut-points (from the authors' code): cut -> (exit features, split shape, MACs in millions:
 # quantized edge, full-precision edge, cloud)
 EXPECTED = {
     4: (1600, (16, 32, 32), None),

@@ -93,7 +93,7 @@ def test_monotonic_facts(rows):
             assert row["wireBytesFp16"] - h == (row["wireBytesFp32"] - h) // 2
             assert row["paperTotal"] == pytest.approx(row["paperEdge"] + (1 - row["edgeFraction"]) * row["paperCloud"])
             assert row["paperBaseline"] == 69_124_096
-    assert r["synthetic-w1a1-cut16"]["wireBytesFp32"] == 64 + 32 * 16 * 16 * 4  # DESIGN §4: 32 KiB + header
+    assert r["synthetic-w1a1-cut16"]["wireBytesFp32"] == 64 + 32 * 16 * 16 * 4  # docs/background.md#serving-choices: 32 KiB + header
     assert r["synthetic-w1a1-cut24"]["wireBytesFp32"] == 64 + 64 * 8 * 8 * 4
     # a deeper cut moves more (quantized) work to the edge
     assert r["synthetic-w1a1-cut24"]["paperEdge"] > r["synthetic-w1a1-cut16"]["paperEdge"]

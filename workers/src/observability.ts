@@ -2,7 +2,7 @@
  * Metrics and logs of this isolate. Workers run many isolates (one or more per location), each
  * with its own registry: `GET /metrics` shows the isolate that answered it, so aggregate over
  * scrapes (or use Workers Analytics) for fleet-wide numbers; under `wrangler dev` there is one.
- * Edge durations come from a clock that only advances on I/O inside workerd (DESIGN §5): the
+ * Edge durations come from a clock that only advances on I/O inside workerd (docs/runtime.md#workerds-clock): the
  * cloud call latency is real, edge CPU phases read close to 0.
  */
 import type { Context } from "hono";

@@ -4,6 +4,7 @@
  * see kserve/open-inference-protocol `specification/protocol/inference_rest.md`.
  */
 import * as z from "zod";
+import { ERROR_CODES, type ErrorCode } from "../errors.js";
 import { EngineChoice, ExitMode } from "./classify.js";
 import { ConfigProblem } from "./models.js";
 
@@ -52,23 +53,34 @@ export const OipInferParameters = z.looseObject({
   threshold: z.number().finite().nonnegative().optional().meta({ description: "entropy threshold for this request (default: the manifest's calibrated value)" }),
   exit: ExitMode.optional().meta({ description: "`auto`: each sample exits at the edge when entropy < threshold; `edge` / `cloud`: force the path" }),
   engine: EngineChoice.optional().meta({ description: "edge engine, as the `engine` query of /v1/classify: `ort`, `packed` or `auto` (EDGE_ENGINE)" }),
+  binary_data_output: z
+    .boolean()
+    .optional()
+    .meta({ description: "binary tensor data extension: every output in the binary part of the answer (unless its own `binary_data` parameter says otherwise)" }),
 });
 
 export const OipRequestInput = z.object({
   name: z.string(),
   shape: z.array(z.number().int().nonnegative()).meta({ description: "`[N, 3, H, W]` for FP32, `[N]` for BYTES; N <= 64" }),
   datatype: OipDatatype,
-  parameters: OipParameters.optional(),
-  data: z.array(z.unknown()).meta({
+  parameters: OipParameters.optional().meta({
     description:
-      "row-major tensor contents, flat or nested; FP32 elements are normalised pixels, finite and within +-1e4; BYTES elements are base64 strings of PNG/JPEG files. The body may hold no more JSON than a batch of 64 such tensors (docs/reliability.md)",
+      "`binary_data_size`: the tensor is in the binary part of the body (binary tensor data extension, with the `Inference-Header-Content-Length` header), in this many bytes: FP32 little-endian, exactly 4 x prod(shape); BYTES elements each a 4-byte little-endian length and the PNG/JPEG file",
   }),
+  data: z
+    .array(z.unknown())
+    .optional()
+    .meta({
+      description:
+        "row-major tensor contents, flat or nested (absent when `binary_data_size` is given); FP32 elements are normalised pixels, finite and within +-1e4; BYTES elements are base64 strings of PNG/JPEG files. The body may hold no more JSON than a batch of 64 such tensors (docs/reliability.md)",
+    }),
 });
 
 export const OipRequestOutput = z.object({
   name: z.string(),
   parameters: OipParameters.optional().meta({
-    description: '`classification: k` on `probabilities` returns the top k as "score:index:label" strings (Triton\'s classification extension)',
+    description:
+      '`classification: k` on `probabilities` returns the top k as "score:index:label" strings (Triton\'s classification extension); `binary_data: true` returns this output in the binary part of the answer',
   }),
 });
 
@@ -85,8 +97,8 @@ export const OipResponseOutput = z.object({
   name: z.string(),
   shape: z.array(z.number().int().nonnegative()),
   datatype: OipDatatype,
-  parameters: OipParameters.optional(),
-  data: z.array(z.union([z.number(), z.string()])),
+  parameters: OipParameters.optional().meta({ description: "`binary_data_size`: the output is in the binary part of the answer (no `data`), in this many bytes" }),
+  data: z.array(z.union([z.number(), z.string()])).optional(),
 });
 
 /** 200 body of `POST /v2/models/{model}/infer`. */
@@ -101,6 +113,68 @@ export const OipInferResponse = z.object({
   outputs: z.array(OipResponseOutput),
 });
 export type OipInferResponse = z.infer<typeof OipInferResponse>;
+
+const codes = Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]];
+
+/**
+ * Every 4xx/5xx body of the `/v2` routes: the protocol's `{"error": "<message>"}` (clients such as
+ * tritonclient read `error` as a string), with Fogline's stable `code` beside it, which they ignore.
+ */
+export const OipErrorResponse = z.object({
+  error: z.string(),
+  code: z.enum(codes).meta({ description: "Fogline's error code (the `code` of the `/v1` envelope)" }),
+});
+export type OipErrorResponse = z.infer<typeof OipErrorResponse>;
+
+/** `GET /v2/models/{model}/config`: the model as a Triton model configuration (JSON of model_config.proto). */
+export const TritonTensorConfig = z.object({
+  name: z.string(),
+  data_type: z.string().meta({ description: "TYPE_FP32, TYPE_FP64, TYPE_STRING (BYTES)" }),
+  format: z.string(),
+  dims: z.array(z.number().int()).meta({ description: "without the batch dimension (max_batch_size > 0)" }),
+  reshape: z.object({ shape: z.array(z.number().int()) }).optional().meta({ description: "`{shape: []}`: a `[N]` tensor, one element per sample" }),
+});
+export const TritonModelConfig = z.object({
+  name: z.string(),
+  platform: z.string(),
+  backend: z.string(),
+  version_policy: z.object({ specific: z.object({ versions: z.array(z.string()) }) }),
+  max_batch_size: z.number().int(),
+  input: z.array(TritonTensorConfig),
+  output: z.array(TritonTensorConfig),
+  parameters: z.record(z.string(), z.object({ string_value: z.string() })),
+});
+export type TritonModelConfig = z.infer<typeof TritonModelConfig>;
+
+const TritonDuration = z.object({ count: z.number().int(), ns: z.number().int() });
+/** One model's entry of `GET /v2/models/{model}/stats` (Triton's statistics extension). */
+export const TritonModelStats = z.object({
+  name: z.string(),
+  version: z.string(),
+  last_inference: z.number().int().meta({ description: "ms since the epoch of the last infer request (0: none)" }),
+  inference_count: z.number().int().meta({ description: "samples inferred" }),
+  execution_count: z.number().int().meta({ description: "infer requests answered" }),
+  inference_stats: z.object({
+    success: TritonDuration,
+    fail: TritonDuration,
+    queue: TritonDuration,
+    compute_input: TritonDuration,
+    compute_infer: TritonDuration,
+    compute_output: TritonDuration,
+    cache_hit: TritonDuration,
+    cache_miss: TritonDuration,
+  }),
+  batch_stats: z.array(z.unknown()),
+  memory_usage: z.array(z.unknown()),
+});
+export const TritonStatistics = z.object({
+  model_stats: z.array(TritonModelStats).meta({ description: "counters of the Worker isolate that answered, since it started (isolates do not share them)" }),
+});
+export type TritonStatistics = z.infer<typeof TritonStatistics>;
+
+/** `POST /v2/repository/index`: the served models. */
+export const TritonRepositoryIndex = z.array(z.object({ name: z.string(), version: z.string(), state: z.literal("READY") }));
+export type TritonRepositoryIndex = z.infer<typeof TritonRepositoryIndex>;
 
 /** Tensor names of Fogline's OIP model (inputs follow the edge graph's input name). */
 export const OIP_NAMES = {

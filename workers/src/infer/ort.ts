@@ -1,5 +1,5 @@
 /**
- * onnxruntime-web inside workerd (DESIGN §5). workerd refuses to compile WASM from bytes, so the
+ * onnxruntime-web inside workerd (docs/runtime.md#onnxruntime-web-inside-workerd). workerd refuses to compile WASM from bytes, so the
  * ORT WASM is imported as a module (wrangler's CompiledWasm rule precompiles `*.wasm`). ORT has
  * no instantiateWasm hook; it forwards `env.wasm.wasmBinary` to its Emscripten glue, which calls
  * `WebAssembly.instantiate(new Uint8Array(wasmBinary), imports)`. We hand it a private marker
