@@ -18,7 +18,7 @@ const result = await build({
   target: "node20",
   format: "esm",
   external: ["onnxruntime-node"],
-  // bundled CommonJS dependencies (jpeg-js) call require(); give the ESM bundle one
+  // bundled CommonJS dependencies may call require(); give the ESM bundle one
   banner: { js: 'import { createRequire as __foglineRequire } from "node:module"; const require = __foglineRequire(import.meta.url);' },
   sourcemap: true,
   metafile: true,

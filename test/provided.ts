@@ -4,6 +4,8 @@ declare module "vitest" {
     cloudPort: number;
     mismatchedCloudPort: number;
     closedPort: number;
+    /** a cloud started with FOGLINE_MAX_BATCH=1 */
+    smallBatchCloudPort: number;
     hmacSecret: string;
     /** test/outage.ts: stopwatch and kill/start control */
     controlPort: number;

@@ -18,6 +18,7 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from .calibrate import operating_point, softmax_entropy
+from .contracts import CLOUD_INPUT, CLOUD_OUTPUT, EDGE_EXIT_LOGITS, EDGE_INPUT, EDGE_SPLIT
 from .data import IMAGE_EXTS, ImageSet
 from .energy import EnergyModel, PartCounts
 from .preprocess import preprocess
@@ -43,8 +44,8 @@ def run_pair(edge: ort.InferenceSession, cloud: ort.InferenceSession, inputs: np
     """Edge and cloud outputs for every input (the cloud is run on all, so curves can be drawn)."""
     exits, splits, logits = [], [], []
     for i in tqdm(range(0, len(inputs), batch), disable=not progress, desc="onnxruntime", file=sys.stderr):
-        e, s = edge.run(["exit_logits", "split"], {"image": inputs[i:i + batch]})
-        (l,) = cloud.run(["logits"], {"split": s})
+        e, s = edge.run([EDGE_EXIT_LOGITS, EDGE_SPLIT], {EDGE_INPUT: inputs[i:i + batch]})
+        (l,) = cloud.run([CLOUD_OUTPUT], {CLOUD_INPUT: s})
         exits.append(e); splits.append(s); logits.append(l)
     return {"exit_logits": np.concatenate(exits), "split": np.concatenate(splits), "logits": np.concatenate(logits)}
 

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from .data import load_source, train_val_split
+from .contracts import CLOUD_INPUT, CLOUD_OUTPUT
 from .energy import EnergyModel, PartCounts
 from .evaluate import normalise_u8, run_pair, sessions
 from .manifest import build_manifest, update_calibration, write_json
@@ -67,7 +68,7 @@ def parity(model: SplitResNet, folder: Path, ds: ImageSet) -> dict:
     with torch.no_grad():
         x = torch.from_numpy(normalise_u8(ds.images[:500], manifest))
         _, split, logits = model(x)
-    (tail,) = cloud.run(["logits"], {"split": split.numpy()})
+    (tail,) = cloud.run([CLOUD_OUTPUT], {CLOUD_INPUT: split.numpy()})
     report["cloudOnly"] = {"maxAbsDiff": float(np.abs(tail - logits.numpy()).max())}
     heads = [report[h] for h in ("exit_logits", "logits")]
     if report["criteria"] == "strict":

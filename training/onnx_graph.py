@@ -13,6 +13,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from .contracts import CLOUD_INPUT, CLOUD_OUTPUT, EDGE_EXIT_LOGITS, EDGE_INPUT, EDGE_SPLIT
 from .model import BasicBlock, QuantBlock, Shortcut, SplitResNet, EXIT_POOL
 from .quant import FULL_PRECISION, exit_weight_codes, levels, weight_codes
 
@@ -303,10 +304,10 @@ DEFAULT_INTEGER_CONVS = True
 
 def build_edge(model: SplitResNet, integer_convs: bool = DEFAULT_INTEGER_CONVS, pack_nibbles: bool = True) -> onnx.ModelProto:
     g = GraphBuilder(integer_convs, pack_nibbles=pack_nibbles)
-    x = g.relu(conv_bn(g, "image", "stem.conv", model.stem.conv, model.stem.bn))
+    x = g.relu(conv_bn(g, EDGE_INPUT, "stem.conv", model.stem.conv, model.stem.bn))
     for i, b in enumerate(model.edge):
         x = block(g, x, f"edge.{i}", b)
-    split = g.node("Identity", [x], "split", output="split")
+    split = g.node("Identity", [x], EDGE_SPLIT, output=EDGE_SPLIT)
     pooled = g.node("AveragePool", [split], "exit.pool", kernel_shape=[EXIT_POOL] * 2, strides=[EXIT_POOL] * 2)
     flat = g.node("Flatten", [pooled], "exit.flat", axis=1)
     fc = model.exit.fc
@@ -317,16 +318,16 @@ def build_edge(model: SplitResNet, integer_convs: bool = DEFAULT_INTEGER_CONVS, 
     codes, scale = exit_weight_codes(fc.weight)
     cast = g.node("Cast", [g.init("exit.fc.weight_codes", codes.numpy().astype(np.int8))], "exit.fc.weight", to=TensorProto.FLOAT)
     weight = g.node("Mul", [cast, g.init("exit.fc.weight_scale", f32(scale.numpy()[:, None]))], "exit.fc.weight")
-    g.node("Gemm", [flat, weight, g.init("exit.fc.bias", f32(fc.bias.detach().numpy()))], "exit.fc", output="exit_logits", transB=1)
+    g.node("Gemm", [flat, weight, g.init("exit.fc.bias", f32(fc.bias.detach().numpy()))], "exit.fc", output=EDGE_EXIT_LOGITS, transB=1)
     c, h, w = model_split_shape(model)
     n = model.config.num_classes
-    return make_model(g, [tensor_info("image", ["N", 3, 32, 32])],
-                      [tensor_info("exit_logits", ["N", n]), tensor_info("split", ["N", c, h, w])], "fogline_edge")
+    return make_model(g, [tensor_info(EDGE_INPUT, ["N", 3, 32, 32])],
+                      [tensor_info(EDGE_EXIT_LOGITS, ["N", n]), tensor_info(EDGE_SPLIT, ["N", c, h, w])], "fogline_edge")
 
 
 def build_cloud(model: SplitResNet) -> onnx.ModelProto:
     g = GraphBuilder()
-    x = "split"
+    x = CLOUD_INPUT
     offset = len(model.edge)
     for i, b in enumerate(model.tail):
         x = block(g, x, f"tail.{offset + i}", b)
@@ -336,9 +337,9 @@ def build_cloud(model: SplitResNet) -> onnx.ModelProto:
     w = model.head.fc.weight.detach().double().numpy()
     b = model.head.fc.bias.detach().double().numpy()
     g.node("Gemm", [flat, g.init("head.fc.weight", f32(w * s[None, :])), g.init("head.fc.bias", f32(w @ t + b))],
-           "head.fc", output="logits", transB=1)
+           "head.fc", output=CLOUD_OUTPUT, transB=1)
     c, h, w_ = model_split_shape(model)
-    return make_model(g, [tensor_info("split", ["N", c, h, w_])], [tensor_info("logits", ["N", model.config.num_classes])], "fogline_cloud")
+    return make_model(g, [tensor_info(CLOUD_INPUT, ["N", c, h, w_])], [tensor_info(CLOUD_OUTPUT, ["N", model.config.num_classes])], "fogline_cloud")
 
 
 def model_split_shape(model: SplitResNet) -> tuple[int, int, int]:
@@ -352,31 +353,31 @@ def build_full(model: SplitResNet, edge_form: bool = False) -> onnx.ModelProto:
     the edge"). With edge_form the outputs take the edge contract's names, exit_logits (the final
     logits) and split (the last feature map, [N,64,8,8]), so the Worker can serve it unchanged."""
     g = GraphBuilder()
-    x = g.relu(conv_bn(g, "image", "stem.conv", model.stem.conv, model.stem.bn))
+    x = g.relu(conv_bn(g, EDGE_INPUT, "stem.conv", model.stem.conv, model.stem.bn))
     for i, b in enumerate(list(model.edge) + list(model.tail)):
         x = block(g, x, f"block.{i}", b)
-    features = g.node("Identity", [x], "split", output="split") if edge_form else x
+    features = g.node("Identity", [x], EDGE_SPLIT, output=EDGE_SPLIT) if edge_form else x
     pooled = g.node("GlobalAveragePool", [features], "head.pool")
     flat = g.node("Flatten", [pooled], "head.flat", axis=1)
     s, t = bn_affine(model.head.bn)
     w = model.head.fc.weight.detach().double().numpy()
     b = model.head.fc.bias.detach().double().numpy()
-    out = "exit_logits" if edge_form else "logits"
+    out = EDGE_EXIT_LOGITS if edge_form else CLOUD_OUTPUT
     g.node("Gemm", [flat, g.init("head.fc.weight", f32(w * s[None, :])), g.init("head.fc.bias", f32(w @ t + b))],
            "head.fc", output=out, transB=1)
     n = model.config.num_classes
-    outputs = [tensor_info(out, ["N", n])] + ([tensor_info("split", ["N", 64, 8, 8])] if edge_form else [])
-    return make_model(g, [tensor_info("image", ["N", 3, 32, 32])], outputs, "fogline_full")
+    outputs = [tensor_info(out, ["N", n])] + ([tensor_info(EDGE_SPLIT, ["N", 64, 8, 8])] if edge_form else [])
+    return make_model(g, [tensor_info(EDGE_INPUT, ["N", 3, 32, 32])], outputs, "fogline_full")
 
 
 def build_head(model: SplitResNet) -> onnx.ModelProto:
     """Only the final head (global pool -> BN1d folded into FC): split [N,64,8,8] -> logits."""
     g = GraphBuilder()
-    pooled = g.node("GlobalAveragePool", ["split"], "head.pool")
+    pooled = g.node("GlobalAveragePool", [CLOUD_INPUT], "head.pool")
     flat = g.node("Flatten", [pooled], "head.flat", axis=1)
     s, t = bn_affine(model.head.bn)
     w = model.head.fc.weight.detach().double().numpy()
     b = model.head.fc.bias.detach().double().numpy()
     g.node("Gemm", [flat, g.init("head.fc.weight", f32(w * s[None, :])), g.init("head.fc.bias", f32(w @ t + b))],
-           "head.fc", output="logits", transB=1)
-    return make_model(g, [tensor_info("split", ["N", 64, 8, 8])], [tensor_info("logits", ["N", model.config.num_classes])], "fogline_head")
+           "head.fc", output=CLOUD_OUTPUT, transB=1)
+    return make_model(g, [tensor_info(CLOUD_INPUT, ["N", 64, 8, 8])], [tensor_info(CLOUD_OUTPUT, ["N", model.config.num_classes])], "fogline_head")

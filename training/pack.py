@@ -9,9 +9,9 @@ GreaterOrEqual/Where -> ConvInteger -> DequantizeLinear -> shift or projection s
 Relu; Identity split; AveragePool -> Flatten -> Gemm over Cast(int8 codes) * scale) is refused with NotPackable, and the model
 stays on onnxruntime (a W4A4 edge, a float export, more than 32 channels).
 
-File layout (little-endian), edge.packed.bin:
-    0   4  magic "FGLE"
-    4   4  u32 format version (2)
+File layout (little-endian; magic, version, format name and file name in shared/contracts.json, "packed"):
+    0   4  magic
+    4   4  u32 format version
     8   4  u32 n = byte length of the JSON header
     12  n  JSON header (utf-8, space-padded to a multiple of 4): shapes and, per tensor,
            {"offset", "length", "dtype"} into the blob (offsets relative to the blob, 4-aligned)
@@ -35,13 +35,17 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-MAGIC = b"FGLE"
-VERSION = 2  # 2: the exit FC's weight as int8 codes + a float32 scale per row (was float32)
-FORMAT = "fogline-packed-w1a1/2"
-FILE_NAME = "edge.packed.bin"
-# the blob's element types by their header name (shared/src/packed.ts reads the same names)
-DTYPES = {"f32": np.float32, "i32": np.int32, "u32": np.uint32, "i8": np.int8}
-MAX_CHANNELS = 32  # one u32 word per pixel (workers/engine/binconv.ts)
+from .contracts import EDGE_EXIT_LOGITS, EDGE_SPLIT, PACKED
+
+# the file's constants: shared/contracts.json ("packed"), which shared/src/packed.ts reads too
+# (version history: 2 stores the exit FC's weight as int8 codes + a float32 scale per row)
+MAGIC = PACKED["magic"].encode("ascii")
+VERSION: int = PACKED["version"]
+FORMAT: str = PACKED["format"]
+FILE_NAME: str = PACKED["fileName"]
+# the blob's element types by their header name
+DTYPES = {name: np.dtype(f"{name[0]}{int(name[1:]) // 8}").type for name in PACKED["dtypes"]}
+MAX_CHANNELS: int = PACKED["maxChannels"]  # one u32 word per pixel (workers/engine/binconv.ts)
 
 
 class NotPackable(ValueError):
@@ -212,9 +216,9 @@ def parse_edge(model: onnx.ModelProto) -> dict:
     if not blocks:
         raise NotPackable("no binary block after the stem (not a W1A1 ConvInteger export)")
     split = g.take("Identity", x)
-    if split.output[0] != "split":
+    if split.output[0] != EDGE_SPLIT:
         raise NotPackable("the last block must feed the split output")
-    pool = g.take("AveragePool", "split")
+    pool = g.take("AveragePool", EDGE_SPLIT)
     pa = _attrs(pool)
     k = list(pa.get("kernel_shape", []))
     if len(k) != 2 or k[0] != k[1] or list(pa.get("strides", [1, 1])) != k or any(pa.get("pads", [0] * 4)) or pa.get("ceil_mode", 0):
@@ -225,7 +229,7 @@ def parse_edge(model: onnx.ModelProto) -> dict:
     fw, fscale = _exit_weight(g, cast, mul)
     gemm = g.take("Gemm", flat.output[0])
     ga = _attrs(gemm)
-    if ga.get("transB", 0) != 1 or ga.get("transA", 0) != 0 or ga.get("alpha", 1.0) != 1.0 or ga.get("beta", 1.0) != 1.0 or gemm.output[0] != "exit_logits":
+    if ga.get("transB", 0) != 1 or ga.get("transA", 0) != 0 or ga.get("alpha", 1.0) != 1.0 or ga.get("beta", 1.0) != 1.0 or gemm.output[0] != EDGE_EXIT_LOGITS:
         raise NotPackable(f"{gemm.name}: expected exit_logits = flat @ W^T + b")
     if gemm.input[1] != mul.output[0]:
         raise NotPackable(f"{gemm.name}: the weight must be the int8 exit weight (Cast(codes) * scale)")

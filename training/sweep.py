@@ -33,23 +33,21 @@ import torch
 from .calibrate import calibrate
 from .config import TrainConfig, apply_overrides
 from .data import ImageSet, TensorLoader
+from .contracts import WIRE_ELEMENT_BYTES, WIRE_FIXED_HEADER_BYTES, WIRE_SPLIT_RANK, wire_header_bytes
 from .energy import EnergyModel, PartCounts, load_constants
 from .model import VALID_BITS, VALID_CUTS, ModelConfig, QuantBlock, SplitResNet, describe, realign_blocks, split_shape
 from .onnx_graph import INT8_MAX_BITS, build_edge
 from .checkpoint import load_checkpoint_model
 from .train import device_name, git_sha, load_data, pick_device, predict, train
 
-# The configurations the shipped models use (docs/background.md#headline-numbers, the paper's two points): always
-# in a sweep of these datasets so that the published curve shows where the shipped model sits.
-SHIPPED = {"cifar10": (16, 1), "cifar100": (24, 4)}
+# The configurations the shipped models use (docs/background.md#headline-numbers, the paper's two points, as
+# shared/energy.json states them): always in a sweep of these datasets so that the published curve shows
+# where the shipped model sits.
+SHIPPED = {d: (p["cut"], p["bits"]) for d, p in load_constants()["paperOperatingPoints"].items()}
 
-# shared/src/wire.ts: 48 fixed header bytes (magic, version, dtype, rank, fingerprint, scale,
-# zero point) + 4 bytes per dimension; the split travels as rank 4 (N, c, h, w). docs/contracts.md
-# does not state it, so it is restated here and checked in the tests against that formula.
-WIRE_FIXED_HEADER_BYTES = 48
-WIRE_RANK = 4
-WIRE_HEADER_BYTES = WIRE_FIXED_HEADER_BYTES + 4 * WIRE_RANK
-WIRE_ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+# The wire frame's header (fixed part + 4 bytes per dimension) at the split's rank (N, c, h, w), and
+# the bytes per element of each precision: shared/contracts.json, which shared/src/wire.ts reads too.
+WIRE_HEADER_BYTES = wire_header_bytes(WIRE_SPLIT_RANK)
 
 # Budget mode: a short one-cycle fine-tune from a trained full-precision model (the CPU pilot's
 # optimiser, docs/runtime.md#training-speed-on-the-projects-cpu, at a lower peak since the weights start trained), with the gradient norm
@@ -638,8 +636,9 @@ def models_section() -> str:
         "- Modelled energy is not measured time ([performance.md](performance.md) measures time): the Worker runs quantized "
         "convs as integer convolutions in onnxruntime-web, and W1A1 edges of at most 32 channels as XNOR + popcount in the "
         "packed engine.",
-        f"- *Wire bytes*: one image's split tensor c x h x w x (4, 2, 1) bytes plus the {WIRE_HEADER_BYTES}-byte header of "
-        "`shared/src/wire.ts` (48 fixed bytes + 4 per dimension, rank 4).",
+        f"- *Wire bytes*: one image's split tensor c x h x w x ({', '.join(str(b) for b in WIRE_ELEMENT_BYTES.values())}) bytes "
+        f"plus the {WIRE_HEADER_BYTES}-byte header of `shared/src/wire.ts` ({WIRE_FIXED_HEADER_BYTES} fixed bytes + 4 per "
+        f"dimension, rank {WIRE_SPLIT_RANK}).",
         f"- *Edge params stored*: as `edge.onnx` holds them — codes of <= {INT8_MAX_BITS}-bit weights as int8 (1 byte each) plus a "
         "float32 scale and an int8 zero point per filter; 8- and 32-bit weights as float32; the exit FC's weight as int8 "
         "per row (+ float32 scale); all other edge parameters (stem, BN, shortcuts, biases) float32. *packed*: quantized weights at b/8 bytes each (+ float32 scales). "

@@ -19,15 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .calibrate import softmax_entropy
+from .contracts import CLOUD_INPUT, CLOUD_OUTPUT, EDGE_EXIT_LOGITS, EDGE_INPUT, EDGE_SPLIT, WIRE_ELEMENT_BYTES
 from .data import load_source, train_val_split
 from .evaluate import normalise_u8, sessions
+from .wire import int8_params, js_round, quantize_int8  # noqa: F401 (js_round: re-exported for the tests)
 
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def js_round(x: np.ndarray) -> np.ndarray:
-    """JavaScript's Math.round: halves round up (towards +inf), unlike numpy's ties-to-even."""
-    return np.floor(x + 0.5)
+PRECISIONS = tuple(WIRE_ELEMENT_BYTES)
 
 
 def wire_roundtrip(split: np.ndarray, precision: str) -> np.ndarray:
@@ -40,11 +37,8 @@ def wire_roundtrip(split: np.ndarray, precision: str) -> np.ndarray:
         return x.astype(np.float16).astype(np.float32)  # IEEE round to nearest even, as toHalf
     if not np.isfinite(x).all():
         raise ValueError("cannot quantize a non-finite activation")
-    xd = x.astype(np.float64)
-    lo, hi = min(0.0, float(xd.min())), max(0.0, float(xd.max()))
-    scale = float(np.float32((hi - lo) / 255)) if hi > lo else 1.0
-    zero = int(min(255, max(0, js_round(np.float64(-lo / scale)))))
-    q = np.clip(js_round(xd / scale) + zero, 0, 255)
+    scale, zero = int8_params(x)
+    q = quantize_int8(x, scale, zero)
     return (np.float64(np.float32(scale)) * (q - zero)).astype(np.float32)
 
 
@@ -54,7 +48,7 @@ def evaluate(model_dir: Path, images: np.ndarray, labels: np.ndarray, batch: int
     x = normalise_u8(images, manifest)
     exits, splits = [], []
     for i in range(0, len(x), batch):
-        e, s = edge.run(["exit_logits", "split"], {"image": x[i:i + batch]})
+        e, s = edge.run([EDGE_EXIT_LOGITS, EDGE_SPLIT], {EDGE_INPUT: x[i:i + batch]})
         exits.append(e)
         splits.append(s)
     exit_logits, split = np.concatenate(exits), np.concatenate(splits)
@@ -64,7 +58,7 @@ def evaluate(model_dir: Path, images: np.ndarray, labels: np.ndarray, batch: int
     ref = None
     for p in PRECISIONS:
         wired = np.stack([wire_roundtrip(s, p) for s in split])  # one tensor per request (batch 1)
-        logits = np.concatenate([cloud.run(["logits"], {"split": wired[i:i + batch]})[0] for i in range(0, len(wired), batch)])
+        logits = np.concatenate([cloud.run([CLOUD_OUTPUT], {CLOUD_INPUT: wired[i:i + batch]})[0] for i in range(0, len(wired), batch)])
         pred = logits.argmax(1)
         hybrid = np.where(at_edge, exit_logits.argmax(1), pred)
         if ref is None:

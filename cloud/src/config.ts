@@ -3,6 +3,7 @@
  * the process with a message instead of surfacing on a request.
  */
 import * as z from "zod";
+import { MAX_BATCH } from "../../shared/src/contracts.js";
 import { DEFAULT_MAX_SKEW_S } from "../../shared/src/hmac.js";
 import { LogLevel } from "../../shared/src/log.js";
 import { checkSecret } from "../../shared/src/secret.js";
@@ -11,7 +12,8 @@ const int = (fallback: number) => z.coerce.number().int().positive().default(fal
 const blank = (v: string | undefined) => (v === undefined || v.trim() === "" ? undefined : v.trim());
 
 export const DEFAULT_REPLAY_CACHE_SIZE = 100_000;
-export const DEFAULT_MAX_BATCH = 64;
+/** shared/contracts.json's maxBatch: the most an edge sends in one call; FOGLINE_MAX_BATCH may only lower it */
+export const DEFAULT_MAX_BATCH = MAX_BATCH;
 /** Node's HTTP server (cloud/src/server.ts; docs/reliability.md "The cloud's HTTP server") */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 5_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
@@ -29,7 +31,12 @@ const CloudConfig = z
     modelsDir: z.string().default("models"),
     ortThreads: int(1),
     maxSkewS: int(DEFAULT_MAX_SKEW_S),
-    maxBatch: int(DEFAULT_MAX_BATCH),
+    maxBatch: z.coerce
+      .number()
+      .int()
+      .positive()
+      .max(MAX_BATCH, `FOGLINE_MAX_BATCH may only lower the contract's maxBatch (${MAX_BATCH}, shared/contracts.json): no edge sends more`)
+      .default(DEFAULT_MAX_BATCH),
     replayCacheSize: int(DEFAULT_REPLAY_CACHE_SIZE),
     logLevel: LogLevel.default("info"),
     metricsToken: z.string().optional(),

@@ -9,7 +9,7 @@
  *   FOGLINE_ORT_THREADS        onnxruntime intra-op threads, default 1
  *   FOGLINE_MAX_SKEW_S         signature window, default 60
  *   FOGLINE_REPLAY_CACHE_SIZE  signatures remembered against replays, default 100000
- *   FOGLINE_MAX_BATCH          largest batch per tail call, default 64
+ *   FOGLINE_MAX_BATCH          largest batch per tail call, default and maximum: shared/contracts.json maxBatch
  *   FOGLINE_LOG_LEVEL          debug | info | warn | error | silent, default info
  *   FOGLINE_METRICS_TOKEN      when set, GET /metrics needs "Authorization: Bearer <token>"
  *   FOGLINE_HEADERS_TIMEOUT_MS a request's headers must arrive within this, default 5000

@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   // edge -> cloud hop
   unauthorized: 401,
   invalid_payload: 400,
+  // more samples in one tail call than the cloud's FOGLINE_MAX_BATCH (the edge answers the same)
+  batch_too_large: 413,
   cloud_unavailable: 503,
   // a client's budget of cloud-bound samples is spent (exit=cloud; exit=auto degrades instead)
   rate_limited: 429,

@@ -38,7 +38,7 @@ export const MAX_ABS_INPUT = 1e4;
  * The budget of a JSON infer body, from the largest legal request, in one place (docs/reliability.md
  * "Open Inference Protocol"). What JSON.parse costs is the number of values and containers it
  * builds (a number is 8-24 bytes of heap, an empty array or object 16-56), not the bytes: 10 MB of
- * `0,` or `[],` was ~250-310 MiB in a Worker. With N = MAX_BATCH (64) and a `[C,H,W]` input:
+ * `0,` or `[],` was ~250-310 MiB in a Worker. With N = MAX_BATCH (shared/contracts.json) and a `[C,H,W]` input:
  *
  *   total bytes      <= MAX_BODY_BYTES           (base64 BYTES images live in strings: unchanged)
  *   structure bytes  <= 64 KiB + N*C*H*W * 32    (non-whitespace bytes outside string contents)

@@ -90,7 +90,7 @@ const BODY_ERRORS: ErrorCode[] = ["payload_too_large", "body_incomplete"];
 /** Failures of decoding an image (shared/src/image.ts). */
 const IMAGE_ERRORS: ErrorCode[] = ["empty_body", "not_an_image", "image_decode_failed", "image_empty", "image_too_large"];
 /** Failures of the edge->cloud hop that reach the client (workers/src/infer/pipeline.ts). */
-const CLOUD_ERRORS: ErrorCode[] = ["model_mismatch", "rate_limited", "cloud_unavailable"];
+const CLOUD_ERRORS: ErrorCode[] = ["model_mismatch", "batch_too_large", "rate_limited", "cloud_unavailable"];
 
 interface Op {
   summary: string;

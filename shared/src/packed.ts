@@ -7,14 +7,16 @@
  * EngineFileError, so a mismatched engine can never answer silently.
  */
 import * as z from "zod";
+import { CONTRACTS } from "./contracts.js";
 import { bytesToHex } from "./hex.js";
 import type { Manifest } from "./schemas/manifest.js";
 
-export const ENGINE_MAGIC = "FGLE";
-export const ENGINE_VERSION = 2;
-export const ENGINE_FORMAT = "fogline-packed-w1a1/2";
+/** the file's constants: shared/contracts.json ("packed"), which training/pack.py reads too */
+export const ENGINE_MAGIC: string = CONTRACTS.packed.magic;
+export const ENGINE_VERSION: number = CONTRACTS.packed.version;
+export const ENGINE_FORMAT: string = CONTRACTS.packed.format;
 /** One u32 word per pixel holds the channels' sign bits (workers/engine/binconv.ts). */
-export const ENGINE_MAX_CHANNELS = 32;
+export const ENGINE_MAX_CHANNELS: number = CONTRACTS.packed.maxChannels;
 
 export class EngineFileError extends Error {
   override readonly name = "EngineFileError";

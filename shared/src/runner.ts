@@ -2,6 +2,8 @@
  * The inference contract both halves implement: onnxruntime-web in workers/, onnxruntime-node
  * in cloud/. Graph input/output names are fixed by docs/contracts.md.
  */
+import { CONTRACTS } from "./contracts.js";
+
 export interface Tensor {
   data: Float32Array;
   dims: readonly number[];
@@ -37,10 +39,11 @@ export async function runOrtSession<OrtTensor>(
   return result;
 }
 
-export const EDGE_INPUT = "image";
-export const EDGE_OUTPUTS = { exitLogits: "exit_logits", split: "split" } as const;
-export const CLOUD_INPUT = "split";
-export const CLOUD_OUTPUT = "logits";
+/** the graphs' input and output names: shared/contracts.json ("graph"), which training/onnx_graph.py writes */
+export const EDGE_INPUT: string = CONTRACTS.graph.edge.input;
+export const EDGE_OUTPUTS = { exitLogits: CONTRACTS.graph.edge.exitLogits, split: CONTRACTS.graph.edge.split } as const;
+export const CLOUD_INPUT: string = CONTRACTS.graph.cloud.input;
+export const CLOUD_OUTPUT: string = CONTRACTS.graph.cloud.output;
 
 export interface EdgeResult {
   exitLogits: Tensor;

@@ -1,35 +1,37 @@
 /**
- * Binary wire format of the split activation (edge -> cloud). Little-endian throughout.
- *
- *   offset size  field
- *   0      4     magic "FGLA"
- *   4      1     format version (1)
- *   5      1     dtype: 1 = float32, 2 = float16, 3 = uint8 (affine: x = scale * (q - zeroPoint))
- *   6      1     rank (1..6)
- *   7      1     reserved, 0
- *   8      32    model fingerprint (sha256 of edge.onnx + cloud.onnx, raw bytes)
- *   40     4     scale, float32 (1 for float dtypes)
- *   44     4     zeroPoint, int32 (0 for float dtypes)
- *   48     4*r   shape, uint32 each (batch first)
- *   48+4r  ...   tensor, row-major, element size by dtype
- *
- * For rank 4 the header is 64 bytes. A 32x16x16 activation is 32 KiB in fp32, 16 KiB in fp16 and
- * 8 KiB in int8 (docs/background.md#serving-choices). The int8 precision is per-tensor asymmetric uint8 over [min, max]
- * (the activation after a ReLU is non-negative, so a signed symmetric code would waste a bit).
+ * Binary wire format of the split activation (edge -> cloud). Little-endian throughout. The layout
+ * is in docs/contracts.md, its constants (magic, version, header size, dtype codes, the int8
+ * quantisation) in shared/contracts.json ("wire"), which training/ reads too. The int8 precision
+ * is per-tensor asymmetric uint8 over [min, max] (the activation after a ReLU is non-negative, so
+ * a signed symmetric code would waste a bit); sizes per precision: docs/background.md#serving-choices.
  */
 import { fromHalf, toHalf } from "./fp16.js";
 import { bytesToHex, hexToBytes } from "./hex.js";
+import { CONTRACTS } from "./contracts.js";
 import type { WirePrecision } from "./schemas/classify.js";
 
-export const WIRE_MAGIC = 0x414c4746; // "FGLA" read as little-endian uint32
-export const WIRE_VERSION = 1;
-export const MAX_RANK = 6;
-const FIXED_HEADER = 48;
+const W = CONTRACTS.wire;
+/** the magic's four ASCII bytes read as a little-endian uint32 */
+export const WIRE_MAGIC = new DataView(new TextEncoder().encode(W.magic).buffer).getUint32(0, true);
+export const WIRE_VERSION: number = W.version;
+export const MAX_RANK: number = W.maxRank;
+const FIXED_HEADER: number = W.fixedHeaderBytes;
+const FINGERPRINT_BYTES: number = W.fingerprintBytes;
+const SCALE_OFFSET = 8 + FINGERPRINT_BYTES;
+const ZERO_POINT_OFFSET = SCALE_OFFSET + 4;
+const { levels: Q_LEVELS, qmin: QMIN, qmax: QMAX } = W.int8;
 
-export const DTYPE = { float32: 1, float16: 2, uint8: 3 } as const;
-type DtypeCode = (typeof DTYPE)[keyof typeof DTYPE];
-const ELEMENT_BYTES: Record<DtypeCode, number> = { 1: 4, 2: 2, 3: 1 };
-const PRECISION_DTYPE: Record<WirePrecision, DtypeCode> = { fp32: 1, fp16: 2, int8: 3 };
+type DtypeName = keyof typeof W.dtypes;
+export const DTYPE = {
+  float32: W.dtypes.float32.code,
+  float16: W.dtypes.float16.code,
+  uint8: W.dtypes.uint8.code,
+} as const satisfies Record<DtypeName, number>;
+type DtypeCode = number;
+const DTYPE_NAMES = Object.keys(W.dtypes) as DtypeName[];
+const BY_CODE = new Map<DtypeCode, DtypeName>(DTYPE_NAMES.map((d) => [W.dtypes[d].code, d]));
+const ELEMENT_BYTES: Record<DtypeCode, number> = Object.fromEntries(DTYPE_NAMES.map((d) => [W.dtypes[d].code, W.dtypes[d].bytes]));
+const PRECISION_DTYPE = Object.fromEntries(DTYPE_NAMES.map((d) => [W.dtypes[d].precision, W.dtypes[d].code])) as Record<WirePrecision, DtypeCode>;
 
 /**
  * Largest magnitude of a split activation the cloud accepts (400 `invalid_payload` beyond it, like
@@ -73,7 +75,7 @@ export function headerSize(rank: number): number {
 }
 
 export function encodedSize(shape: readonly number[], precision: WirePrecision): number {
-  return headerSize(shape.length) + count(shape) * ELEMENT_BYTES[PRECISION_DTYPE[precision]];
+  return headerSize(shape.length) + count(shape) * ELEMENT_BYTES[PRECISION_DTYPE[precision]]!;
 }
 
 function count(shape: readonly number[]): number {
@@ -89,10 +91,10 @@ export function encodeActivation(
   if (shape.length < 1 || shape.length > MAX_RANK) throw new WireFormatError(`rank ${shape.length} not in 1..${MAX_RANK}`);
   if (count(shape) !== data.length) throw new WireFormatError(`shape ${shape.join("x")} does not match ${data.length} values`);
   const fp = hexToBytes(fingerprint);
-  if (fp.length !== 32) throw new WireFormatError("fingerprint must be 32 bytes of sha256");
+  if (fp.length !== FINGERPRINT_BYTES) throw new WireFormatError(`fingerprint must be ${FINGERPRINT_BYTES} bytes of sha256`);
   const dtype = PRECISION_DTYPE[precision];
   const hs = headerSize(shape.length);
-  const out = new Uint8Array(hs + data.length * ELEMENT_BYTES[dtype]);
+  const out = new Uint8Array(hs + data.length * ELEMENT_BYTES[dtype]!);
   const view = new DataView(out.buffer);
   view.setUint32(0, WIRE_MAGIC, true);
   view.setUint8(4, WIRE_VERSION);
@@ -124,17 +126,17 @@ export function encodeActivation(
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
-    scale = hi > lo ? (hi - lo) / 255 : 1;
+    scale = hi > lo ? (hi - lo) / Q_LEVELS : 1;
     scale = Math.fround(scale);
-    zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+    zeroPoint = Math.min(QMAX, Math.max(QMIN, Math.round(-lo / scale)));
     const q = out.subarray(hs);
     for (let i = 0; i < data.length; i++) {
       const v = Math.round(data[i]! / scale) + zeroPoint;
-      q[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+      q[i] = v < QMIN ? QMIN : v > QMAX ? QMAX : v;
     }
   }
-  view.setFloat32(40, scale, true);
-  view.setInt32(44, zeroPoint, true);
+  view.setFloat32(SCALE_OFFSET, scale, true);
+  view.setInt32(ZERO_POINT_OFFSET, zeroPoint, true);
   return out;
 }
 
@@ -150,7 +152,8 @@ export function decodeHeader(bytes: Uint8Array): WireHeader {
   const version = view.getUint8(4);
   if (version !== WIRE_VERSION) throw new WireFormatError(`unsupported wire format version ${version}`);
   const code = view.getUint8(5);
-  if (code !== DTYPE.float32 && code !== DTYPE.float16 && code !== DTYPE.uint8) throw new WireFormatError(`unknown dtype ${code}`);
+  const dtype = BY_CODE.get(code);
+  if (dtype === undefined) throw new WireFormatError(`unknown dtype ${code}`);
   const rank = view.getUint8(6);
   if (rank < 1 || rank > MAX_RANK) throw new WireFormatError(`rank ${rank} not in 1..${MAX_RANK}`);
   const hs = headerSize(rank);
@@ -163,21 +166,20 @@ export function decodeHeader(bytes: Uint8Array): WireHeader {
     shape.push(d);
     n *= d; // exact: the product is compared with the byte count before it could matter
   }
-  const expected = hs + n * ELEMENT_BYTES[code as DtypeCode];
+  const expected = hs + n * ELEMENT_BYTES[code]!;
   if (bytes.length !== expected) {
     throw new WireFormatError(`header says ${expected} bytes for shape ${shape.join("x")}, payload has ${bytes.length}`);
   }
-  const scale = view.getFloat32(40, true);
-  const zeroPoint = view.getInt32(44, true);
-  if (code === DTYPE.uint8 && (!(scale > 0) || !Number.isFinite(scale) || zeroPoint < 0 || zeroPoint > 255)) {
+  const scale = view.getFloat32(SCALE_OFFSET, true);
+  const zeroPoint = view.getInt32(ZERO_POINT_OFFSET, true);
+  if (dtype === "uint8" && (!(scale > 0) || !Number.isFinite(scale) || zeroPoint < QMIN || zeroPoint > QMAX)) {
     throw new WireFormatError("invalid quantization parameters");
   }
-  const dtype = code === DTYPE.float32 ? "float32" : code === DTYPE.float16 ? "float16" : "uint8";
   return {
     version,
     dtype,
-    precision: dtype === "float32" ? "fp32" : dtype === "float16" ? "fp16" : "int8",
-    fingerprint: bytesToHex(bytes.subarray(8, 40)),
+    precision: W.dtypes[dtype].precision as WirePrecision,
+    fingerprint: bytesToHex(bytes.subarray(8, 8 + FINGERPRINT_BYTES)),
     scale,
     zeroPoint,
     shape,

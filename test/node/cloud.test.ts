@@ -156,6 +156,23 @@ describe("POST /v1/tail/{model}", () => {
     await expectError(await makeTailRequest({ body: new TextEncoder().encode("definitely not a tensor") }), 400, "invalid_payload");
   });
 
+  it("refuses a batch over its FOGLINE_MAX_BATCH with 413 batch_too_large, not a generic error", async () => {
+    const m = manifest();
+    const per = m.split.shape.reduce((a, b) => a * b, 1);
+    const saved = app;
+    app = createCloudApp({ models, secret: TEST_SECRET, maxBatch: 2, now: () => now.ms, logLevel: "silent" });
+    try {
+      // an fp32 batch over the lowered limit but within the contract's is read and refused by name
+      const three = encodeActivation(new Float32Array(3 * per), [3, ...m.split.shape], m.fingerprint, "fp32");
+      const res = await expectError(await makeTailRequest({ body: three }), 413, "batch_too_large");
+      expect(res.error.message).toMatch(/FOGLINE_MAX_BATCH/);
+      const two = encodeActivation(new Float32Array(2 * per), [2, ...m.split.shape], m.fingerprint, "fp32");
+      expect((await makeTailRequest({ body: two })).status).toBe(200);
+    } finally {
+      app = saved;
+    }
+  });
+
   it("returns 400 when the signed fingerprint differs from the payload's", async () => {
     await expectError(await makeTailRequest({ signedFingerprint: "2".repeat(64) }), 400, "invalid_payload");
   });
@@ -292,5 +309,8 @@ describe("configuration from the environment", () => {
     expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_MAX_CONNECTIONS: "0" })).toThrow(/maxConnections/);
     expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_MAX_SKEW_S: "soon" })).toThrow(/maxSkewS/);
     expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_LOG_LEVEL: "loud" })).toThrow(/logLevel/);
+    // FOGLINE_MAX_BATCH may lower shared/contracts.json's maxBatch, never raise it (no edge sends more)
+    expect(cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_MAX_BATCH: "16" }).maxBatch).toBe(16);
+    expect(() => cloudConfigFromEnv({ FOGLINE_HMAC_SECRET: TEST_SECRET, FOGLINE_MAX_BATCH: "65" })).toThrow(/may only lower/);
   });
 });

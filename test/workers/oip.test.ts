@@ -133,6 +133,16 @@ describe("POST /v2/models/{model}/infer", () => {
     expect(maxAbsDiff(probsRow(r, 1), softmax(pngs[2]!.exitLogits))).toBeLessThan(1e-3);
   });
 
+  it("a cloud whose FOGLINE_MAX_BATCH is under the cloud-bound samples: 413 batch_too_large in every mode, never a silent degrade", async () => {
+    const two = [pngs[0]!.input, pngs[0]!.input];
+    const small = { CLOUD_URL: `http://127.0.0.1:${inject("smallBatchCloudPort")}` };
+    await expectError(await post(url("/infer"), { inputs: [tensorOf(two)], parameters: { exit: "cloud" } }, small), 413, "batch_too_large");
+    await expectError(await post(url("/infer"), { inputs: [tensorOf(two)], parameters: { threshold: 0 } }, small), 413, "batch_too_large");
+    // what fits the cloud's limit still goes through
+    const one = await infer({ inputs: [tensorOf([pngs[0]!.input])], parameters: { exit: "cloud" } }, small);
+    expect(one.parameters).toMatchObject({ exit_point: "cloud", degraded: false });
+  });
+
   it("exits per sample in a batch of 4: edge below the threshold, the rest in one cloud call", async () => {
     const four = pngs.slice(0, 4);
     const probe = await infer({ inputs: [tensorOf(four.map((v) => v.input))], parameters: { exit: "edge" } });

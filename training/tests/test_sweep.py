@@ -99,10 +99,10 @@ def test_monotonic_facts(rows):
     assert r["synthetic-w1a1-cut24"]["paperEdge"] > r["synthetic-w1a1-cut16"]["paperEdge"]
 
 
-def test_wire_header_matches_the_typescript_wire_format():
-    ts = (ROOT / "shared" / "src" / "wire.ts").read_text()
-    fixed = int(re.search(r"const FIXED_HEADER = (\d+);", ts).group(1))
-    assert sw.WIRE_HEADER_BYTES == fixed + 4 * 4
+def test_wire_header_is_the_contracts():
+    # shared/contracts.json, which shared/src/wire.ts reads too (golden frames: test_contracts.py)
+    wire = json.loads((ROOT / "shared" / "contracts.json").read_text())["wire"]
+    assert sw.WIRE_HEADER_BYTES == wire["fixedHeaderBytes"] + 4 * wire["splitRank"]
 
 
 def test_rerun_trains_nothing(rows, spec, monkeypatch):

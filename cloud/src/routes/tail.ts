@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { MAX_BATCH } from "../../../shared/src/contracts.js";
 import { ApiError } from "../../../shared/src/errors.js";
 import { checkHeaders, verify, type VerifyFailure } from "../../../shared/src/hmac.js";
 import { logFields } from "../../../shared/src/http.js";
@@ -46,11 +47,13 @@ tail.post("/v1/tail/:model", async (c) => {
   if (replay.seen(signed.signature!, nowS)) refuse("replayed");
 
   // The largest legal payload is known from the manifest, never from the client; the limit holds
-  // while streaming, so a missing or lying content-length cannot make us buffer more.
-  const maxBytes = encodedSize([maxBatch, ...manifest.split.shape], "fp32");
+  // while streaming, so a missing or lying content-length cannot make us buffer more. It is the
+  // contract's batch (what any edge may send), not FOGLINE_MAX_BATCH, so that an edge's batch
+  // over a lowered limit is read and refused as batch_too_large below, not as a bare 413.
+  const maxBytes = encodedSize([MAX_BATCH, ...manifest.split.shape], "fp32");
   const declared = Number(c.req.header("content-length") ?? "");
   if (Number.isFinite(declared) && declared > maxBytes) {
-    throw new ApiError("payload_too_large", `${declared} bytes is more than the ${maxBytes} a batch of ${maxBatch} can take`);
+    throw new ApiError("payload_too_large", `${declared} bytes is more than the ${maxBytes} a batch of ${MAX_BATCH} can take`);
   }
   const body = await readLimited(c.req.raw.body, maxBytes);
 
@@ -81,6 +84,9 @@ tail.post("/v1/tail/:model", async (c) => {
     );
   }
   const [batch, ...rest] = header.shape;
+  if (rest.length === manifest.split.shape.length && rest.every((d, i) => d === manifest.split.shape[i]) && batch! > maxBatch) {
+    throw new ApiError("batch_too_large", `a batch of ${batch} is more than this cloud's ${maxBatch} per call (FOGLINE_MAX_BATCH)`);
+  }
   if (rest.length !== manifest.split.shape.length || rest.some((d, i) => d !== manifest.split.shape[i]) || batch! > maxBatch) {
     throw new ApiError(
       "invalid_payload",

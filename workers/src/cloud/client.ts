@@ -19,6 +19,7 @@ export type CloudFailure =
   | "unreachable"
   | "unauthorized"
   | "model_mismatch"
+  | "batch_too_large"
   | "rejected"
   | "server_error"
   | "bad_response";
@@ -155,6 +156,7 @@ async function attempt(call: CloudCall, started: number, body: Uint8Array, deadl
     const parsed = ErrorResponse.safeParse(safeJson(text));
     if (parsed.success) detail = `${parsed.data.error.code}: ${parsed.data.error.message}`;
     if (res.status === 409) throw new CloudError("model_mismatch", detail);
+    if (parsed.success && parsed.data.error.code === "batch_too_large") throw new CloudError("batch_too_large", detail);
     if (res.status === 401) throw new CloudError("unauthorized", `the cloud refused the signature (${detail})`);
     if (res.status >= 500) throw new CloudError("server_error", `the cloud failed (${detail})`);
     throw new CloudError("rejected", `the cloud rejected the call (${detail})`);

@@ -7,9 +7,9 @@
  * provides it) nothing is limited.
  *
  * - **What is counted: each cloud-bound sample**, not each request. The cloud's work is per sample,
- *   so counting requests would let one 64-sample OIP batch cost what one image costs. The binding
+ *   so counting requests would let one full OIP batch cost what one image costs. The binding
  *   counts one per `limit()` call and has no weight argument, so a request makes one call per
- *   sample that needs the cloud (at most MAX_BATCH, 64), all at once; the calls are answered
+ *   sample that needs the cloud (at most MAX_BATCH, shared/contracts.json), all at once; the calls are answered
  *   from counters on the machine that runs the Worker. A request is admitted only when every one
  *   of its samples is, so the budget is spent by at most a batch beyond the limit.
  * - **Only cloud-bound work is counted**: samples that exit at the edge, `exit=edge` and an edge

@@ -9,6 +9,7 @@
  * the per-client limit on cloud-bound samples (workers/src/cloud/rate-limit.ts): once a client's
  * budget is spent, exit=auto degrades (`rate_limited`) and exit=cloud is a 429.
  */
+import { MAX_BATCH as CONTRACT_MAX_BATCH } from "../../../shared/src/contracts.js";
 import { entropy, exitsAtEdge } from "../../../shared/src/entropy.js";
 import { ApiError } from "../../../shared/src/errors.js";
 import { runEdge, type Tensor } from "../../../shared/src/runner.js";
@@ -21,8 +22,12 @@ import type { EdgeModel } from "../models/registry.js";
 import { edgeLogger, metrics } from "../observability.js";
 import { selectRunner } from "./session.js";
 
-/** Largest batch one request may carry: the cloud tail's default `maxBatch`. */
-export const MAX_BATCH = 64;
+/**
+ * Largest batch one request may carry: shared/contracts.json's `batch.maxBatch`, the cloud tail's
+ * default `maxBatch` too. A cloud set lower (FOGLINE_MAX_BATCH) refuses larger tail calls with
+ * `batch_too_large`, which this pipeline passes on to the client in every mode (never a degrade).
+ */
+export const MAX_BATCH: number = CONTRACT_MAX_BATCH;
 
 export interface PipelineRequest {
   model: EdgeModel;
@@ -148,6 +153,20 @@ async function decide(req: PipelineRequest): Promise<PipelineResult> {
       throw new ApiError(
         "model_mismatch",
         `edge and cloud serve different versions of "${manifest.name}" (edge ${manifest.version}, fingerprint ${manifest.fingerprint.slice(0, 12)}…): ${e.message}`,
+      );
+    }
+    // A cloud that takes fewer samples per call than this request sent it (FOGLINE_MAX_BATCH set
+    // below the contract's maxBatch) is a deployment limit, not an outage: say so in every mode.
+    // The cloud's own message (its limit and setting name) goes to the log only, as below.
+    if (e.reason === "batch_too_large") {
+      edgeLogger(cfg.logLevel).log("warn", "the cloud takes fewer samples per call than this request sent it", {
+        requestId: req.requestId,
+        samples: toCloud.length,
+        detail: e.message,
+      });
+      throw new ApiError(
+        "batch_too_large",
+        `${toCloud.length} samples of this request needed the cloud, more than it takes in one call: send smaller batches, or use exit=edge`,
       );
     }
     // The client gets a fixed code; the detail (addresses, the cloud's own messages, setting
