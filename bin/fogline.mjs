@@ -131,12 +131,14 @@ async function classifyCmd(a) {
   if (a.values.json) {
     console.log(JSON.stringify(results, null, 2));
   } else {
-    const rows = [["file", "label", "score", "exit", "entropy/threshold"]];
+    const rows = [["file", "label", "score", "exit", "ood", "entropy/threshold"]];
     for (const r of results) {
-      if (r.error) rows.push([r.file, "error", "", "", `${r.error.code}: ${r.error.message}`]);
+      if (r.error) rows.push([r.file, "error", "", "", "", `${r.error.code}: ${r.error.message}`]);
       else {
         const exit = r.exit.at + (r.degraded ? " (degraded)" : "");
-        rows.push([r.file, r.label, r.score.toFixed(3), exit, `${r.exit.entropy.toFixed(3)}/${r.exit.threshold.toFixed(3)}`]);
+        // docs/ood.md: "yes" = probably none of the model's classes; "-" = the model has no calibration
+        const ood = r.ood ? (r.ood.flagged ? "yes" : "no") : "-";
+        rows.push([r.file, r.label, r.score.toFixed(3), exit, ood, `${r.exit.entropy.toFixed(3)}/${r.exit.threshold.toFixed(3)}`]);
       }
     }
     console.log(table(rows));

@@ -3,6 +3,8 @@
 //
 //   npm run bench [-- --quick] [-- --rounds N] [-- --requests N] [-- --warmup N] [-- --cold N] [-- --out FILE]
 //   npm run bench -- --bundle-only     the bundle sizes alone (seconds; no timing)
+//   npm run bench -- --edge-only       the shipped models' edge part in workerd alone, on both
+//                                      engines (one wrangler dev; a minute; no doc, no JSON)
 //   npm run bench -- --doc docs/performance.md   also writes the goals and the table into the doc's
 //                                      bench:begin/end section
 //
@@ -10,7 +12,8 @@
 //   edge part inside workerd   wrangler dev with a bench-only entry (scripts/bench/worker.ts): a
 //                              request running the edge graph K times, timed from outside, minus a
 //                              K=0 request; shipped model, the same config with float vs integer
-//                              quantized convs, and the whole FP ResNet-32 ("everything at the edge")
+//                              quantized convs, and the whole FP ResNet-32 ("everything at the edge");
+//                              the other shipped models (cifar100) on both engines too
 //   onnxruntime-node           the shipped tail, the whole FP ResNet-32 ("everything in the cloud"),
 //                              and the edge graphs natively, one intra-op thread (the cloud default)
 //   round trip                 POST /v1/classify with a 32x32 PNG: edge-answered (exit=edge),
@@ -35,7 +38,7 @@ import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { bundleRows, goals, markdown, median, quantile, report, table, writeDoc } from "./bench/report.ts";
+import { bundleRows, fmt, goals, markdown, median, quantile, report, table, writeDoc } from "./bench/report.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -154,11 +157,28 @@ function prepareTree() {
   symlinkSync(join(root, "node_modules"), join(tree, "node_modules"), "dir");
 }
 
+/** The shipped models besides cifar10 (whose configuration the bench-only models copy): each gets
+ * its own rows on both engines (issue 19: the k-bit cifar100 edge). */
+const OTHER_SHIPPED = readdirSync(join(root, "models"))
+  .filter((n) => n !== "cifar10" && existsSync(join(root, "models", n, "manifest.json")))
+  .sort();
+
 function buildBenchModels() {
   log(`building bench models with ${python} -m training.bench_models`);
   const r = spawnSync(python, ["-m", "training.bench_models", "--like", "models/cifar10", "--out", benchDir], { cwd: root, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`training.bench_models failed (set FOGLINE_PYTHON?):\n${r.stderr}`);
+  // as training.bench_models copies cifar10: the folder without its plots and calibration data
+  for (const n of OTHER_SHIPPED) {
+    cpSync(join(root, "models", n), join(benchModels, n), { recursive: true, filter: (src) => !src.endsWith(".png") && !src.endsWith("calibration.json") });
+  }
 }
+
+/** Does the bench copy of a shipped model ship a packed engine file (training/pack.py)? */
+const shipsPacked = (name) => Boolean(JSON.parse(readFileSync(join(benchModels, name, "manifest.json"), "utf8")).files?.engine);
+
+/** The edge-in-workerd variants of the other shipped models: ORT and, where it ships one, the packed engine. */
+const otherEdgeVariants = () =>
+  OTHER_SHIPPED.flatMap((n) => [{ name: n, model: n, engine: "ort" }, ...(shipsPacked(n) ? [{ name: `${n} packed`, model: n, engine: "packed" }] : [])]);
 
 /** The Worker bundle with the shipped models (`selection`: FOGLINE_EDGE_MODELS, "" = all). */
 function bundleSize(selection = "") {
@@ -207,10 +227,10 @@ function testPng() {
 }
 
 /** The first answers of a fresh isolate: [1st (engine start + session + inference), 2nd, 10th]. */
-async function coldStart(edgeUrl, png, engine) {
+async function coldStart(edgeUrl, png, engine, model = "cifar10") {
   const times = [];
   for (let i = 1; i <= 10; i++) {
-    const r = await ok(`${edgeUrl}/v1/classify?exit=edge&engine=${engine}`, { method: "POST", body: png, headers: { "content-type": "image/png" } });
+    const r = await ok(`${edgeUrl}/v1/classify?exit=edge&engine=${engine}&model=${model}`, { method: "POST", body: png, headers: { "content-type": "image/png" } });
     if (i === 1 || i === 2 || i === 10) times.push(r2(r.ms));
   }
   return times;
@@ -235,7 +255,7 @@ async function edgeInWorkerd(edgeUrl, variants) {
     }
   }
   // paired ratios (same round, so the same background load): robust where medians drift
-  const ratio = (a, b) => r2(median(per[a].map((x, i) => x / per[b][i])));
+  const ratio = (a, b) => (per[a] && per[b] ? r2(median(per[a].map((x, i) => x / per[b][i]))) : null);
   return {
     perInference: Object.fromEntries(variants.map((v) => [v.name, { medianMs: r2(median(per[v.name])), p25Ms: r2(quantile(per[v.name], 0.25)), p90Ms: r2(quantile(per[v.name], 0.9)), samples: per[v.name].length, k: K(v) }])),
     pairedRatios: {
@@ -245,6 +265,7 @@ async function edgeInWorkerd(edgeUrl, variants) {
       "basic / all (float)": ratio("float, opt=basic", "float, opt=all"),
       "full FP ResNet-32 / shipped edge": ratio("full", "cifar10"),
       ...(per["cifar10 packed"] && { "packed engine / ORT (shipped cifar10)": ratio("cifar10 packed", "cifar10") }),
+      ...Object.fromEntries(OTHER_SHIPPED.filter((n) => per[`${n} packed`] && per[n]).map((n) => [`packed engine / ORT (shipped ${n})`, ratio(`${n} packed`, n)])),
     },
     requestOverheadMs: r2(median(overhead)),
   };
@@ -413,6 +434,37 @@ function cost(res, manifest) {
   };
 }
 
+/** wrangler dev with the bench entry on a free port: a fresh isolate. */
+async function startEdge(cloudUrl, secretFile) {
+  const port = await freePort();
+  const edge = startProcess(
+    "edge",
+    [wranglerJs, "dev", "scripts/bench/worker.ts", "--ip", host, "--port", String(port), "--show-interactive-dev-session=false",
+      "--var", `CLOUD_URL:${cloudUrl}`, ...(secretFile ? ["--env-file", secretFile] : []), "--var", "LOG_LEVEL:warn"],
+    { FOGLINE_MODELS_DIR: benchModels, WRANGLER_SEND_METRICS: "false" },
+  );
+  const edgeUrl = `http://${host}:${port}`;
+  await waitFor(`${edgeUrl}/__bench/ping`, edge, 180_000);
+  return { edge, edgeUrl };
+}
+
+/** `--edge-only`: every shipped model's edge part in workerd, both engines interleaved; printed only. */
+async function edgeOnly() {
+  const { edgeUrl } = await startEdge("http://127.0.0.1:9"); // no cloud: edge inference only
+  const variants = [
+    { name: "cifar10", model: "cifar10", engine: "ort" },
+    ...(shipsPacked("cifar10") ? [{ name: "cifar10 packed", model: "cifar10", engine: "packed" }] : []),
+    ...otherEdgeVariants(),
+  ];
+  const res = await edgeInWorkerd(edgeUrl, variants);
+  await stopAll();
+  const rows = [["edge in workerd (--edge-only)", "median ms", "p25 / p90 ms", "samples x K"]];
+  for (const [name, t] of Object.entries(res.perInference)) rows.push([name, fmt(t.medianMs), `${fmt(t.p25Ms)} / ${fmt(t.p90Ms)}`, `${t.samples} x ${t.k}`]);
+  for (const [name, r] of Object.entries(res.pairedRatios)) if (r !== null) rows.push([`ratio ${name}`, fmt(r), "", "median of per-round ratios"]);
+  console.log(`Fogline bench --edge-only: ${os.cpus()[0]?.model} x${os.cpus().length}, load ${os.loadavg().map(r2).join(" ")}, ${ROUNDS} rounds`);
+  console.log(table(rows));
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   const started = new Date().toISOString();
@@ -428,6 +480,7 @@ async function main() {
     return;
   }
   buildBenchModels();
+  if (flag("edge-only")) return edgeOnly();
   const bundle = bundleSizes();
   const png = testPng();
   const secret = randomBytes(32).toString("hex");
@@ -448,29 +501,26 @@ async function main() {
 
   // cold starts alternate the engine answering the first request: ORT, packed, ORT, ...
   // the packed engine's rows only where the shipped model has an engine file (training/pack.py)
-  const hasPacked = Boolean(JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8")).files?.engine);
+  const hasPacked = shipsPacked("cifar10");
   if (!hasPacked) log("models/cifar10 ships no packed engine: measuring onnxruntime only");
-  const coldEngines = hasPacked ? ["ort", "packed"] : ["ort"];
-  const cold = Object.fromEntries(coldEngines.map((e) => [e, { samplesMs: [], laterAnswersMs: [] }]));
+  // [results key, model, engine]: cifar10's keys are the engines; other models' are "<model> <engine>"
+  const coldTargets = [
+    ["ort", "cifar10", "ort"],
+    ...(hasPacked ? [["packed", "cifar10", "packed"]] : []),
+    ...OTHER_SHIPPED.flatMap((n) => [[`${n} ort`, n, "ort"], ...(shipsPacked(n) ? [[`${n} packed`, n, "packed"]] : [])]),
+  ];
+  const cold = Object.fromEntries(coldTargets.map(([key]) => [key, { samplesMs: [], laterAnswersMs: [] }]));
   let edge;
   let edgeUrl;
-  for (let i = 0; i < COLD * coldEngines.length; i++) {
-    const engine = coldEngines[i % coldEngines.length];
+  for (let i = 0; i < COLD * coldTargets.length; i++) {
+    const [key, model, engine] = coldTargets[i % coldTargets.length];
     await stopProcess(edge);
-    const port = await freePort();
-    log(`starting wrangler dev (fresh isolate ${i + 1}/${COLD * coldEngines.length}, engine=${engine})`);
-    edge = startProcess(
-      "edge",
-      [wranglerJs, "dev", "scripts/bench/worker.ts", "--ip", host, "--port", String(port), "--show-interactive-dev-session=false",
-        "--var", `CLOUD_URL:${cloudUrl}`, "--env-file", secretFile, "--var", "LOG_LEVEL:warn"],
-      { FOGLINE_MODELS_DIR: benchModels, WRANGLER_SEND_METRICS: "false" },
-    );
-    edgeUrl = `http://${host}:${port}`;
-    await waitFor(`${edgeUrl}/__bench/ping`, edge, 180_000);
-    const [first, second, tenth] = await coldStart(edgeUrl, png, engine);
-    cold[engine].samplesMs.push(first);
-    cold[engine].laterAnswersMs.push({ second, tenth });
-    log(`cold start (${engine}) ${first} ms (2nd answer ${second} ms, 10th ${tenth} ms)`);
+    log(`starting wrangler dev (fresh isolate ${i + 1}/${COLD * coldTargets.length}, ${model}, engine=${engine})`);
+    ({ edge, edgeUrl } = await startEdge(cloudUrl, secretFile));
+    const [first, second, tenth] = await coldStart(edgeUrl, png, engine, model);
+    cold[key].samplesMs.push(first);
+    cold[key].laterAnswersMs.push({ second, tenth });
+    log(`cold start (${model}, ${engine}) ${first} ms (2nd answer ${second} ms, 10th ${tenth} ms)`);
   }
 
   log("edge graphs inside workerd");
@@ -482,6 +532,7 @@ async function main() {
     { name: "float, opt=basic", model: "bench-edge-float", opt: "basic" },
     { name: "integer, opt=basic", model: "bench-edge-integer", opt: "basic" },
     { name: "full", model: "bench-full-edge" },
+    ...otherEdgeVariants(),
   ];
   const edgeInWorkerdRes = await edgeInWorkerd(edgeUrl, edgeVariants);
   log("later sessions");
@@ -500,6 +551,16 @@ async function main() {
             { name: "cloud-answered, packed engine", url: cls("exit=cloud&engine=packed") },
           ]
         : []),
+      ...OTHER_SHIPPED.flatMap((n) => [
+        { name: `${n} edge-answered (exit=edge)`, url: cls(`model=${n}&exit=edge&engine=ort`) },
+        { name: `${n} cloud-answered (exit=cloud)`, url: cls(`model=${n}&exit=cloud&engine=ort`) },
+        ...(shipsPacked(n)
+          ? [
+              { name: `${n} edge-answered, packed engine`, url: cls(`model=${n}&exit=edge&engine=packed`) },
+              { name: `${n} cloud-answered, packed engine`, url: cls(`model=${n}&exit=cloud&engine=packed`) },
+            ]
+          : []),
+      ]),
       { name: "baseline everything in the cloud (Node, FP ResNet-32)", url: `${fullUrl}/v1/classify` },
       { name: "baseline everything at the edge (Worker, FP ResNet-32)", url: cls("model=bench-full-edge&exit=edge") },
       { name: "no inference (GET /__bench/ping on the Worker)", url: `${edgeUrl}/__bench/ping`, method: "GET" },

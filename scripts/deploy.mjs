@@ -7,12 +7,15 @@
 // It must be https:// on the standard port, with a host name: not localhost or loopback, not a bare
 // IP address (a deployed Worker cannot fetch those, and ignores a custom port on https). The dev
 // setting DEV_CLOSE_CONNECTIONS is refused too. docs/deploy.md.
+// wrangler.toml's [build] command (scripts/check-deploy-config.mjs) applies the same rule to every
+// `wrangler deploy`, this one included; checking here too refuses before wrangler starts, and
+// takes CLOUD_URL from the environment, which wrangler itself does not read.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { isIP } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cloudUrlProblem } from "./lib/production-config.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -70,19 +73,9 @@ if (fromFlag.length) {
 }
 if (!cloudUrl) refuse("no CLOUD_URL: pass --var CLOUD_URL:https://<cloud host>, set CLOUD_URL, or set it in wrangler.toml's [env.<name>.vars] and pass --env <name>");
 
-let url;
-try {
-  url = new URL(cloudUrl);
-} catch {
-  refuse(`CLOUD_URL (from ${source}) is not a URL`);
-}
-const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
-if (url.protocol !== "https:") refuse(`CLOUD_URL (from ${source}) must be https://, not ${url.protocol}//`);
-if (host === "localhost" || host.endsWith(".localhost") || host === "0.0.0.0" || /^127\./.test(host) || host === "::1" || host === "::") {
-  refuse(`CLOUD_URL (from ${source}) points at this machine (${host}), which a deployed Worker cannot reach`);
-}
-if (isIP(host)) refuse(`CLOUD_URL (from ${source}) is a bare IP address (${host}): a deployed Worker cannot fetch one; use the cloud's host name`);
-if (url.port !== "" && url.port !== "443") refuse(`CLOUD_URL (from ${source}) has port ${url.port}: a deployed Worker connects to 443 for https whatever the URL says`);
+const problem = cloudUrlProblem(cloudUrl);
+if (problem) refuse(`${problem} (from ${source})`);
+const url = new URL(cloudUrl);
 
 const wrangler = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
 const extra = source === "--var" ? [] : ["--var", `CLOUD_URL:${url.origin}${url.pathname.replace(/\/+$/, "")}`];

@@ -190,9 +190,9 @@ def main(argv: list[str] | None = None) -> None:
         if not report["passed"]:
             raise SystemExit("parity check failed: see parity.json")
     write_json(folder / "testvectors.json", test_vectors(folder, manifest))
-    # The packed engine file (training/pack.py) for a W1A1 ConvInteger edge, derived from the
-    # edge.onnx just written; any other edge is refused there and stays on onnxruntime (and a
-    # stale engine entry of an earlier export of this folder is removed).
+    # The packed engine file (training/pack.py) for a W1A1 or 2-4 bit ConvInteger edge, derived
+    # from the edge.onnx just written; any other edge is refused there and stays on onnxruntime
+    # (and a stale engine entry of an earlier export of this folder is removed).
     pack_folder(folder)
     print(json.dumps({k: manifest.get(k) for k in ("name", "version", "fingerprint", "exit", "validation", "baseline")}, indent=2))
 

@@ -1,13 +1,15 @@
-"""Pack a binarized (W1A1) edge graph into the packed engine's file: `python -m training.pack models/cifar10`.
+"""Pack an edge graph into the packed engine's file: `python -m training.pack models/cifar10 models/cifar100`.
 
 The packed engine (workers/src/engine/, docs/performance.md) runs the edge part with XNOR +
-popcount instead of onnxruntime. Its file is derived from edge.onnx, not from the checkpoint, so
-it holds exactly the reference graph's numbers: the float32 initializers byte for byte, and the
-binary ConvInteger weights as bits. Anything that is not the shape training/onnx_graph.py builds
-for a W1A1 edge (stem Conv + Relu; blocks of Mul/GreaterOrEqual/Where -> ConvInteger ->
-GreaterOrEqual/Where -> ConvInteger -> DequantizeLinear -> shift or projection shortcut -> Add ->
-Relu; Identity split; AveragePool -> Flatten -> Gemm over Cast(int8 codes) * scale) is refused with NotPackable, and the model
-stays on onnxruntime (a W4A4 edge, a float export, more than 32 channels).
+popcount (W1A1) or i8 x i7 dot products (k-bit, training/pack_kbit.py) instead of onnxruntime.
+Its file is derived from edge.onnx, not from the checkpoint, so it holds exactly the reference
+graph's numbers: the float32 initializers byte for byte, and the ConvInteger weights as bits
+(W1A1) or as 4-bit codes (k-bit). This module reads the W1A1 shape training/onnx_graph.py builds
+(stem Conv + Relu; blocks of Mul/GreaterOrEqual/Where -> ConvInteger -> GreaterOrEqual/Where ->
+ConvInteger -> DequantizeLinear -> shift or projection shortcut -> Add -> Relu; Identity split;
+AveragePool -> Flatten -> Gemm over Cast(int8 codes) * scale) and hands an edge whose blocks start
+with the k-bit quantizer (Mul, Add, Clip) to pack_kbit. Anything else is refused with NotPackable,
+and the model stays on onnxruntime (a float export, W8A8, more than 32 channels in W1A1).
 
 File layout (little-endian; magic, version, format name and file name in shared/contracts.json, "packed"):
     0   4  magic
@@ -15,8 +17,8 @@ File layout (little-endian; magic, version, format name and file name in shared/
     8   4  u32 n = byte length of the JSON header
     12  n  JSON header (utf-8, space-padded to a multiple of 4): shapes and, per tensor,
            {"offset", "length", "dtype"} into the blob (offsets relative to the blob, 4-aligned)
-    12+n   blob: f32 / i32 / u32 / i8 arrays, each starting 4-aligned
-Bits: one u32 word per (output filter, tap), bit c = input channel c, 1 means -1 (ConvInteger
+    12+n   blob: f32 / i32 / u32 / i8 / u8 arrays, each starting 4-aligned
+Binary format (FORMAT) bits: one u32 word per (output filter, tap), bit c = input channel c, 1 means -1 (ConvInteger
 weight level 0 with zero point 1), 0 means +1 (level 2). Thresholds are the graph's int32
 `bn_mid.threshold`; the filter flips for negative BN scales are already in the codes. The exit
 FC's weight is the graph's int8 codes (`exit.weight`) and per-row float32 scales
@@ -49,7 +51,7 @@ MAX_CHANNELS: int = PACKED["maxChannels"]  # one u32 word per pixel (workers/eng
 
 
 class NotPackable(ValueError):
-    """The edge graph is not a W1A1 edge of the shape the packed engine runs."""
+    """The edge graph is not an edge of a shape the packed engine runs."""
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -157,16 +159,8 @@ def _channel_vector(g: _Graph, name: str, c: int, dtype: type) -> np.ndarray:
 def parse_edge(model: onnx.ModelProto) -> dict:
     """The W1A1 edge graph as the engine's structure (numpy arrays, exact copies of the initializers)."""
     g = _Graph(model)
-    inp = model.graph.input[0]
-    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim][1:]
-    if len(dims) != 3 or dims[0] != 3:
-        raise NotPackable(f"input {inp.name} has shape {dims}, expected [3, H, W]")
+    dims, sw, sb, x = parse_stem(g, model)
     _, h, w = dims
-    stem = g.take("Conv", inp.name)
-    if _conv_geometry(stem, 3) != 1 or len(stem.input) != 3:
-        raise NotPackable("the stem must be a stride-1 3x3 Conv with a bias")
-    sw, sb = g.init(stem.input[1], np.float32), g.init(stem.input[2], np.float32)
-    x = g.take("Relu", stem.output[0]).output[0]
     c = sw.shape[0]
     if c > MAX_CHANNELS:
         raise NotPackable(f"stem has {c} channels, the engine packs at most {MAX_CHANNELS}")
@@ -215,6 +209,30 @@ def parse_edge(model: onnx.ModelProto) -> dict:
         c, h, w = cout, (h - 1) // stride + 1, (w - 1) // stride + 1
     if not blocks:
         raise NotPackable("no binary block after the stem (not a W1A1 ConvInteger export)")
+    exit_head = parse_exit(g, x, c, h, w)
+    if dims[2] % 8 or any(b["w"] % 4 or ((b["w"] - 1) // b["stride"] + 1) % 4 for b in blocks):
+        raise NotPackable("plane widths must be multiples of 4 (four pixels per SIMD vector; the input's of 8)")
+    return {"input": [3, dims[1], dims[2]], "stem": {"weight": sw, "bias": sb}, "blocks": blocks,
+            "split": [c, h, w], "exit": exit_head}
+
+
+def parse_stem(g: _Graph, model: onnx.ModelProto) -> tuple[list[int], np.ndarray, np.ndarray, str]:
+    """The input [3, H, W] and the stem (3x3 Conv with bias, Relu): (dims, weight, bias, output name)."""
+    inp = model.graph.input[0]
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim][1:]
+    if len(dims) != 3 or dims[0] != 3:
+        raise NotPackable(f"input {inp.name} has shape {dims}, expected [3, H, W]")
+    stem = g.take("Conv", inp.name)
+    if _conv_geometry(stem, 3) != 1 or len(stem.input) != 3:
+        raise NotPackable("the stem must be a stride-1 3x3 Conv with a bias")
+    sw, sb = g.init(stem.input[1], np.float32), g.init(stem.input[2], np.float32)
+    return dims, sw, sb, g.take("Relu", stem.output[0]).output[0]
+
+
+def parse_exit(g: _Graph, x: str, c: int, h: int, w: int) -> dict:
+    """The split (Identity of the last block's output x, c x h x w) and the exit head
+    (AveragePool k x k stride k -> Flatten -> Gemm over the int8 exit weight); checks that the
+    graph ends there."""
     split = g.take("Identity", x)
     if split.output[0] != EDGE_SPLIT:
         raise NotPackable("the last block must feed the split output")
@@ -239,10 +257,7 @@ def parse_edge(model: onnx.ModelProto) -> dict:
         raise NotPackable(f"exit FC {fw.shape} does not take {features} features")
     if g.i != len(g.nodes):
         raise NotPackable(f"unexpected nodes after the exit head: {[n.op_type for n in g.nodes[g.i:]]}")
-    if dims[2] % 8 or any(b["w"] % 4 or ((b["w"] - 1) // b["stride"] + 1) % 4 for b in blocks):
-        raise NotPackable("plane widths must be multiples of 4 (four pixels per SIMD vector; the input's of 8)")
-    return {"input": [3, dims[1], dims[2]], "stem": {"weight": sw, "bias": sb}, "blocks": blocks,
-            "split": [c, h, w], "exit": {"pool": k[0], "weight": fw, "weightScale": fscale, "bias": fb}}
+    return {"pool": k[0], "weight": fw, "weightScale": fscale, "bias": fb}
 
 
 def _exit_weight(g: _Graph, cast: onnx.NodeProto, mul: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
@@ -278,8 +293,8 @@ def _write(structure: dict) -> bytes:
             return [walk(x) for x in v]
         return v
 
-    header = walk({k: v for k, v in structure.items() if k != "source"})
-    header = {"format": FORMAT, "source": structure["source"], **header, "blobBytes": 0}
+    header = walk({k: v for k, v in structure.items() if k not in ("source", "format")})
+    header = {"format": structure.get("format", FORMAT), "source": structure["source"], **header, "blobBytes": 0}
     header["blobBytes"] = len(blob)
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 4)
@@ -287,10 +302,25 @@ def _write(structure: dict) -> bytes:
 
 
 def pack_edge(edge_bytes: bytes) -> bytes:
-    """edge.onnx bytes -> engine file bytes (raises NotPackable)."""
-    structure = parse_edge(onnx.load_model_from_string(edge_bytes))
+    """edge.onnx bytes -> engine file bytes (raises NotPackable): the binary format for a W1A1
+    edge, the k-bit one (training/pack_kbit.py) for an edge whose blocks quantize their
+    activations to k bits (its first block starts Mul, Add, Clip where a binary one compares)."""
+    model = onnx.load_model_from_string(edge_bytes)
+    ops = [n.op_type for n in model.graph.node[:5]]
+    if ops[2:5] == ["Mul", "Add", "Clip"]:
+        from .pack_kbit import parse_kbit_edge  # it builds on this module's graph reader
+
+        structure = parse_kbit_edge(model)
+    else:
+        structure = parse_edge(model)
     structure["source"] = {"file": "edge.onnx", "sha256": sha256_bytes(edge_bytes)}
     return _write(structure)
+
+
+def engine_format(data: bytes) -> str:
+    """The format name in an engine file's header (FORMAT or pack_kbit.KBIT_FORMAT)."""
+    (n,) = struct.unpack_from("<I", data, 8)
+    return str(json.loads(data[12:12 + n])["format"])
 
 
 def read_engine(data: bytes) -> dict:
@@ -337,9 +367,9 @@ def pack_folder(folder: Path) -> Path | None:
         print(f"pack: {folder}: no packed engine ({e}); the model runs on onnxruntime", file=sys.stderr)
         return None
     out.write_bytes(data)
-    manifest.setdefault("files", {})["engine"] = {"path": FILE_NAME, "sha256": sha256_bytes(data), "format": FORMAT}
+    manifest.setdefault("files", {})["engine"] = {"path": FILE_NAME, "sha256": sha256_bytes(data), "format": engine_format(data)}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"pack: wrote {out} ({len(data)} bytes, {FORMAT})", file=sys.stderr)
+    print(f"pack: wrote {out} ({len(data)} bytes, {engine_format(data)})", file=sys.stderr)
     return out
 
 

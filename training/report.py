@@ -76,16 +76,46 @@ def readme_table(manifests: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def ood_table(manifests: list[dict]) -> str:
+    """The out-of-distribution flag's measured rates per model (manifest `ood`, training/ood.py)."""
+    rows = ["| model | images | validation (held-out half) | other CIFAR (validation split) | scikit-image photo crops | synthetic (noise, solid, gradients, checkerboards) |",
+            "|---|---|---|---|---|---|"]
+    for m in manifests:
+        o = m.get("ood")
+        if not o:
+            continue
+        r = o["rates"]
+        cells = [f"{pct(r[k]['flagged'])} of {r[k]['images']}" for k in ("validation", "other-cifar", "photo-crops", "synthetic")]
+        rows.append(f"| `{m['name']}` | flagged | {' | '.join(cells)} |")
+        at = [f"edge {pct(r[k]['flaggedAtEdge'])} / cloud {pct(r[k]['flaggedAtCloud'])}" for k in ("validation", "other-cifar", "photo-crops", "synthetic")]
+        rows.append(f"| | flagged among edge / cloud answers | {' | '.join(at)} |")
+        share = [pct(r[k]["edgeShare"]) for k in ("validation", "other-cifar", "photo-crops", "synthetic")]
+        rows.append(f"| | answered at the edge | {' | '.join(share)} |")
+        forced = [f"edge {pct(r[k]['forcedEdge'])} / cloud {pct(r[k]['forcedCloud'])}" for k in ("validation", "other-cifar", "photo-crops", "synthetic")]
+        rows.append(f"| | flagged with exit=edge / exit=cloud | {' | '.join(forced)} |")
+        t, f = o["thresholds"], o["forcedThresholds"]
+        rows.append(f"| | thresholds (free energy) | exit=auto: edge {t['edge']:.3f}, cloud {t['cloud']:.3f}; forced: edge {f['edge']:.3f}, cloud {f['cloud']:.3f}; "
+                    f"fitted for {pct(o['calibration']['truePositiveRate'])} unflagged on {o['calibration']['images']} validation images | | | |")
+    return "\n".join(rows)
+
+
 README_BEGIN = "<!-- models:begin (written by python -m training.report; do not edit by hand) -->"
 README_END = "<!-- models:end -->"
+OOD_BEGIN = "<!-- ood:begin (written by python -m training.report; do not edit by hand) -->"
+OOD_END = "<!-- ood:end -->"
+
+
+def write_between(path: Path, begin: str, end: str, body: str) -> None:
+    """Replace what lies between the `begin` and `end` markers of `path` with `body`."""
+    text = path.read_text()
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise SystemExit(f"{path}: no {begin} ... {end} section to write")
+    path.write_text(f"{text[: i + len(begin)]}\n{body}\n{text[j:]}")
 
 
 def write_readme_table(readme: Path, manifests: list[dict]) -> None:
-    text = readme.read_text()
-    i, j = text.find(README_BEGIN), text.find(README_END)
-    if i < 0 or j < i:
-        raise SystemExit(f"{readme}: no {README_BEGIN} ... {README_END} section to write")
-    readme.write_text(f"{text[: i + len(README_BEGIN)]}\n{readme_table(manifests)}\n{text[j:]}")
+    write_between(readme, README_BEGIN, README_END, readme_table(manifests))
 
 
 def pct(v: float | None) -> str:
@@ -183,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default="models")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--readme", default="README.md", help="also writes the models table between its models:begin/end markers ('' to skip)")
+    ap.add_argument("--ood-doc", default="docs/ood.md", help="also writes the OOD rates table between its ood:begin/end markers ('' to skip)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     folders = sorted(p.parent for p in Path(args.models).glob("*/manifest.json"))
@@ -228,6 +259,8 @@ validation figures and an ETA per run: `python -m training.campaign status` (or 
     print(out)
     if args.readme:
         write_readme_table(Path(args.readme), [m for m in manifests if m["validation"]])
+    if args.ood_doc:
+        write_between(Path(args.ood_doc), OOD_BEGIN, OOD_END, ood_table(manifests))
         print(args.readme)
 
 

@@ -17,7 +17,7 @@ import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { initOrt } from "../../workers/src/infer/ort.js";
 import { EDGE_SESSION_OPTIONS, edgeRunner, OrtWebRunner, packedRunner } from "../../workers/src/infer/session.js";
-import { PackedRunner } from "../../workers/src/engine/packed.js";
+import { packedEngine } from "../../workers/src/engine/engine.js";
 import { parsePackedEdge, verifyEngineChecksum } from "../../shared/src/packed.js";
 import { getModel } from "../../workers/src/models/registry.js";
 import { runEdge } from "../../shared/src/runner.js";
@@ -69,7 +69,7 @@ async function bench(req: Request): Promise<Response> {
     const bytes = model.engine;
     if (!bytes) throw new Error(`${model.manifest.name} ships no packed engine`);
     await verifyEngineChecksum(bytes, model.manifest);
-    await runEdge(new PackedRunner(parsePackedEdge(bytes, model.manifest)), image);
+    await runEdge(packedEngine(parsePackedEdge(bytes, model.manifest)), image);
     return Response.json({ ok: true });
   }
   if (url.pathname === "/__bench/session") {

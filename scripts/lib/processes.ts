@@ -34,7 +34,7 @@ export function descendants(rootPid: number): ProcessRow[] {
   return out;
 }
 
-const isWorkerd = (p: ProcessRow) => /(^|\/)workerd$/.test(p.args.split(" ")[0] ?? "");
+export const isWorkerd = (p: ProcessRow) => /(^|\/)workerd$/.test(p.args.split(" ")[0] ?? "");
 
 /** wrangler dev runs two workerd processes: the Worker's runtime (with the inspector, through
  * which its console output reaches the terminal) and the dev server's ProxyWorker in front of it. */

@@ -405,6 +405,8 @@ export interface SampleOutcome {
   at: "edge" | "cloud";
   entropy: number;
   logits: ArrayLike<number>;
+  /** out-of-distribution flag of the answering head, for a model with an `ood` calibration */
+  ood?: { score: number; flagged: boolean };
 }
 
 export interface BatchOutcome {
@@ -480,6 +482,10 @@ export function inferResponse(m: Manifest, req: OipInferRequest, out: BatchOutco
     degraded: out.degraded,
     ...(out.degradedReason !== undefined && { degraded_reason: out.degradedReason }),
     ...(out.engine !== undefined && { engine: out.engine }),
+    ...(out.samples.every((s) => s.ood !== undefined) && {
+      ood_flagged: out.samples.map((s) => String(s.ood!.flagged)).join(","),
+      ood_score: out.samples.map((s) => String(s.ood!.score)).join(","),
+    }),
   };
   return {
     model_name: m.name,

@@ -1,34 +1,19 @@
 /**
  * The packed engine file (`models/<name>/edge.packed.bin`, written by `python -m training.pack`;
  * layout in training/pack.py and docs/contracts.md): a W1A1 edge graph as bit-packed binary
- * weights, integer thresholds and float32 affines, derived from edge.onnx. This module parses and
- * checks it against the model's manifest; workers/src/engine/ runs it. A file that does not fit
- * its manifest (other edge.onnx, other split, truncated, wrong checksum) is refused with an
- * EngineFileError, so a mismatched engine can never answer silently.
+ * weights, integer thresholds and float32 affines, derived from edge.onnx; or, in the k-bit
+ * format (shared/src/packed-kbit.ts), a W2A2..W4A4 one. This module reads the container, parses
+ * the binary format and checks both against the model's manifest; workers/src/engine/ runs them.
+ * A file that does not fit its manifest (other edge.onnx, other split, truncated, wrong checksum)
+ * is refused with an EngineFileError, so a mismatched engine can never answer silently.
  */
 import * as z from "zod";
-import { CONTRACTS } from "./contracts.js";
 import { bytesToHex } from "./hex.js";
+import { dim, ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAX_CHANNELS, EngineFileError, ExitHeader, type PackedExit, parseSplitAndExit, readEngineContainer, TensorRef } from "./packed-container.js";
+import { parseKbitEdge, type PackedKbitEdge } from "./packed-kbit.js";
 import type { Manifest } from "./schemas/manifest.js";
 
-/** the file's constants: shared/contracts.json ("packed"), which training/pack.py reads too */
-export const ENGINE_MAGIC: string = CONTRACTS.packed.magic;
-export const ENGINE_VERSION: number = CONTRACTS.packed.version;
-export const ENGINE_FORMAT: string = CONTRACTS.packed.format;
-/** One u32 word per pixel holds the channels' sign bits (workers/engine/binconv.ts). */
-export const ENGINE_MAX_CHANNELS: number = CONTRACTS.packed.maxChannels;
-
-export class EngineFileError extends Error {
-  override readonly name = "EngineFileError";
-}
-
-const dim = z.number().int().positive();
-const TensorRef = z.object({
-  offset: z.number().int().nonnegative().multipleOf(4),
-  length: z.number().int().nonnegative(),
-  dtype: z.enum(["f32", "i32", "u32", "i8"]),
-});
-type TensorRef = z.infer<typeof TensorRef>;
+export { ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAGIC, ENGINE_MAX_CHANNELS, ENGINE_VERSION, EngineFileError, type PackedExit } from "./packed-container.js";
 
 const BlockHeader = z.object({
   cin: dim,
@@ -55,9 +40,12 @@ const EngineHeader = z.object({
   blocks: z.array(BlockHeader).min(1),
   split: z.tuple([dim, dim, dim]),
   /** weight: int8 codes [classes][features]; weightScale: float32 per class (float(code) * scale) */
-  exit: z.object({ pool: dim, weight: TensorRef, weightScale: TensorRef, bias: TensorRef }),
+  exit: ExitHeader,
   blobBytes: z.number().int().nonnegative(),
 });
+
+/** Either format, by its `kind`. */
+export type AnyPackedEdge = PackedEdge | PackedKbitEdge;
 
 export interface PackedBlock {
   cin: number;
@@ -78,57 +66,28 @@ export interface PackedBlock {
 }
 
 export interface PackedEdge {
+  kind: "binary";
   sourceSha256: string;
   input: readonly [number, number, number];
   stem: { weight: Float32Array; bias: Float32Array; cout: number };
   blocks: PackedBlock[];
   split: readonly [number, number, number];
-  /** weight: dequantized from the file's int8 codes: the floats edge.onnx's Cast(codes) * scale gives */
-  exit: { pool: number; weight: Float32Array; bias: Float32Array; features: number; classes: number };
+  exit: PackedExit;
   /** the blob the arrays above view (little-endian, 4-aligned offsets; exit.weight is a dequantized copy) */
   blob: Uint8Array;
 }
 
 const outSize = (n: number, stride: number) => Math.floor((n - 1) / stride) + 1;
 
-/** Parses and checks an engine file against the model's manifest. Throws EngineFileError. */
-export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest): PackedEdge {
-  const fail = (why: string): never => {
-    throw new EngineFileError(`packed engine of "${manifest.name}": ${why}`);
-  };
-  if (bytes.byteLength < 12) fail("file too short");
-  const view = new DataView(bytes);
-  const magic = String.fromCharCode(...new Uint8Array(bytes, 0, 4));
-  if (magic !== ENGINE_MAGIC) fail(`not an engine file (magic ${JSON.stringify(magic)})`);
-  const version = view.getUint32(4, true);
-  if (version !== ENGINE_VERSION) fail(`format version ${version}, this Worker reads ${ENGINE_VERSION}`);
-  const n = view.getUint32(8, true);
-  if (n % 4 !== 0 || 12 + n > bytes.byteLength) fail("header length out of range");
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(new Uint8Array(bytes, 12, n)));
-  } catch (e) {
-    fail(`header is not JSON (${(e as Error).message})`);
-  }
+/** Parses and checks an engine file, either format, against the model's manifest. Throws EngineFileError. */
+export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest): AnyPackedEdge {
+  const { json, blob, tensor, fail } = readEngineContainer(bytes, manifest);
+  const format = (json as { format?: unknown } | null)?.format;
+  if (format === ENGINE_KBIT_FORMAT) return parseKbitEdge(json, blob, tensor, fail, manifest);
   const r = EngineHeader.safeParse(json);
   if (!r.success) return fail(`header: ${z.prettifyError(r.error)}`);
   const h = r.data;
-  const blob = new Uint8Array(bytes, 12 + n);
-  if (blob.byteLength !== h.blobBytes) fail(`blob is ${blob.byteLength} bytes, header says ${h.blobBytes} (truncated?)`);
-  if (h.source.sha256 !== manifest.files.edge.sha256) {
-    fail(`built from edge.onnx ${h.source.sha256.slice(0, 12)}…, the manifest's edge.onnx is ${manifest.files.edge.sha256.slice(0, 12)}… (stale engine file: run python -m training.pack)`);
-  }
-
-  // the blob is 4-aligned within a copy we own (typed arrays need aligned offsets)
-  const own = new Uint8Array(blob.byteLength);
-  own.set(blob);
-  const tensor = <T extends Float32Array | Int32Array | Uint32Array | Int8Array>(ref: TensorRef, dtype: TensorRef["dtype"], length: number, what: string): T => {
-    if (ref.dtype !== dtype) fail(`${what} is ${ref.dtype}, expected ${dtype}`);
-    if (ref.length !== length) fail(`${what} has ${ref.length} values, expected ${length}`);
-    const C = { f32: Float32Array, i32: Int32Array, u32: Uint32Array, i8: Int8Array }[dtype];
-    if (ref.offset + C.BYTES_PER_ELEMENT * length > own.byteLength) fail(`${what} lies outside the blob`);
-    return new C(own.buffer, ref.offset, length) as T;
-  };
+  const own = blob;
   const checkWords = (words: Uint32Array, cin: number, what: string) => {
     const mask = cin === 32 ? 0 : ~((1 << cin) - 1) >>> 0;
     if (words.some((w) => (w & mask) !== 0)) fail(`${what} sets bits beyond its ${cin} channels`);
@@ -190,25 +149,8 @@ export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest): PackedE
     };
   });
   const split = [c, ph, pw] as const;
-  if (h.split.join() !== split.join()) fail(`header split ${h.split.join("x")} differs from the blocks' output ${split.join("x")}`);
-  if (manifest.split.shape.join() !== split.join()) fail(`split ${split.join("x")} differs from the manifest's ${manifest.split.shape.join("x")}`);
-  const k = h.exit.pool;
-  if (k > ph || k > pw) fail(`exit pool ${k} is larger than the split plane`);
-  const features = c * (Math.floor((ph - k) / k) + 1) * (Math.floor((pw - k) / k) + 1);
-  const classes = manifest.labels.length;
-  const codes = tensor<Int8Array>(h.exit.weight, "i8", classes * features, "exit.weight");
-  if (codes.includes(-128)) fail("exit.weight has a code of -128 (int8 codes lie in [-127, 127])");
-  const rowScale = tensor<Float32Array>(h.exit.weightScale, "f32", classes, "exit.weightScale");
-  // float(code) * scale rounded to float32: exactly what edge.onnx's Cast and Mul compute (ORT folds them)
-  const weight = Float32Array.from(codes, (q, i) => q * rowScale[Math.floor(i / features)]!);
-  const exit = {
-    pool: k,
-    weight,
-    bias: tensor<Float32Array>(h.exit.bias, "f32", classes, "exit.bias"),
-    features,
-    classes,
-  };
-  return { sourceSha256: h.source.sha256, input: h.input, stem, blocks, split, exit, blob: own };
+  const exit = parseSplitAndExit(split, h.split, h.exit, manifest, tensor, fail);
+  return { kind: "binary", sourceSha256: h.source.sha256, input: h.input, stem, blocks, split, exit, blob: own };
 }
 
 /** sha256 of the engine file must equal manifest.files.engine.sha256 (crypto.subtle: Web standard). */

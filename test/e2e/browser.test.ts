@@ -5,7 +5,7 @@
  * images, then check the phone layout, labels, CSP and that nothing is fetched from elsewhere.
  * Screenshots go to test-artifacts/ (git-ignored).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
@@ -72,6 +72,21 @@ describe.skipIf(!haveBrowser)("demo page in headless Chromium", () => {
     expect(await page.textContent("#exit-badge")).toMatch(/answered (at the edge|in the cloud)/);
     expect(await page.locator("#top li").count()).toBe(Math.min(5, labels.length));
     expect(await page.textContent("#status")).toMatch(/answered/);
+  });
+
+  it("warns when the answer is flagged out of distribution (examples/galaxies.jpg), and not for a cat photo", async () => {
+    const examples = resolve(import.meta.dirname, "../../examples");
+    const show = async (name: string) => {
+      await page.setInputFiles("#file", { name, mimeType: "image/jpeg", buffer: readFileSync(join(examples, name)) });
+      await page.waitForFunction(() => !document.querySelector("#result")?.hasAttribute("aria-busy") && document.querySelector("#status")?.textContent?.includes("answered"));
+    };
+    await show("galaxies.jpg");
+    await page.waitForSelector("#ood:not([hidden])");
+    expect(await page.textContent("#ood")).toMatch(/probably none of the model's 10 classes/);
+    await page.screenshot({ path: join(ARTIFACTS, "demo-ood.png"), fullPage: true });
+    await show("cat.jpg");
+    await page.waitForSelector("#ood[hidden]", { state: "attached" });
+    expect(await page.textContent("#label")).toBe("cat");
   });
 
   it("moves the threshold slider with the keyboard: top keeps it at the edge, 0 forces the cloud", async () => {

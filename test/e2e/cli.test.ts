@@ -39,14 +39,15 @@ describe("fogline classify", () => {
     const r = fogline(["classify", "a.png", second()]);
     expect(r.code, r.err).toBe(0);
     const lines = r.out.trim().split("\n");
-    expect(lines[0]).toMatch(/^file\s+label\s+score\s+exit/);
+    expect(lines[0]).toMatch(/^file\s+label\s+score\s+exit\s+ood/);
     expect(lines).toHaveLength(3);
     for (const [line, file] of [[lines[1]!, "a.png"], [lines[2]!, second()]] as const) {
-      const [f, label, score, exit] = line.split(/\s+/);
+      const [f, label, score, exit, ood] = line.split(/\s+/);
       expect(f).toBe(file);
       expect(labels).toContain(label);
       expect(Number(score)).toBeGreaterThan(0);
       expect(["edge", "cloud"]).toContain(exit);
+      expect(["yes", "no"]).toContain(ood);
     }
   });
 

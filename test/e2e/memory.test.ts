@@ -94,9 +94,10 @@ describe("workerd's peak memory under hostile images", () => {
 
 /**
  * OIP JSON infer bodies that are read whole: the largest legal batch, the most a request can
- * make the Worker parse. The bodies refused mid-stream (413 once the structure budget is spent,
- * 400 past the nesting limit) are tested in the workers project (test/workers/oip.test.ts): under wrangler dev, the ProxyWorker in front of the Worker
- * turns an answer sent before the request body is consumed into a 503 "Your worker restarted
+ * make the Worker parse. The bodies refused mid-stream (413 once the structure budget or
+ * MAX_BODY_BYTES is spent, 400 past the nesting limit) are measured in memory-refused.test.ts,
+ * in a workerd started without wrangler dev: here its ProxyWorker, in front of the Worker, turns
+ * an answer sent before the request body is consumed into a 503 "Your worker restarted
  * mid-request" and fails the requests that follow on the same connection, which a deployed
  * Worker does not do.
  */

@@ -5,14 +5,13 @@
  * the response schema.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { ClassifyResponse } from "../../shared/src/schemas/classify.js";
-import { base64ToBytes, DEFAULT_MODEL, makePng, vectorsFor } from "../shared/fixtures.js";
+import { parseManifest } from "../../shared/src/schemas/manifest.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-const DIR = join(ROOT, "test-artifacts", "readme");
 /** The pages whose examples run here. */
 const PAGES = ["README.md", "docs/api.md", "docs/reliability.md"];
 const TEXT = PAGES.map((p) => readFileSync(join(ROOT, p), "utf8")).join("\n");
@@ -38,13 +37,6 @@ function examples(): string[] {
   return [...new Set(out)];
 }
 
-beforeAll(() => {
-  mkdirSync(DIR, { recursive: true });
-  const jpeg = vectorsFor(DEFAULT_MODEL).vectors.find((v) => v.contentType === "image/jpeg");
-  writeFileSync(join(DIR, "cat.png"), makePng(48, 40, 7));
-  if (jpeg) writeFileSync(join(DIR, "cat.jpg"), base64ToBytes(jpeg.imageBase64));
-});
-
 describe("README, docs/api.md and docs/reliability.md examples", () => {
   const cmds = examples();
 
@@ -56,8 +48,9 @@ describe("README, docs/api.md and docs/reliability.md examples", () => {
 
   it.each(cmds)("%s", (cmd) => {
     const edge = inject("edgeUrl");
+    // from the repository root, as a reader runs them: the sample images are examples/*
     const r = spawnSync("bash", ["-o", "pipefail", "-c", cmd.replaceAll(EDGE, edge)], {
-      cwd: DIR,
+      cwd: ROOT,
       env: { ...process.env, FOGLINE_URL: edge, npm_config_offline: "true" },
       encoding: "utf8",
       timeout: 60_000,
@@ -73,9 +66,24 @@ describe("README, docs/api.md and docs/reliability.md examples", () => {
     }
   });
 
-  it("shows a 200 answer of /v1/classify that matches the response schema", () => {
+  it("shows a 200 answer of /v1/classify that matches the response schema and the shipped model", async () => {
     const block = /200 response:\s*```json\n([\s\S]*?)```/.exec(API_PAGE);
     expect(block).not.toBeNull();
-    ClassifyResponse.parse(JSON.parse(block![1]!));
+    const sample = ClassifyResponse.parse(JSON.parse(block![1]!));
+    // the figures a reader compares with their own answer come from the shipped manifest ...
+    const manifest = parseManifest(JSON.parse(readFileSync(join(ROOT, "models", sample.model.name, "manifest.json"), "utf8")));
+    expect(sample.model.version).toBe(manifest.version);
+    expect(manifest.fingerprint.startsWith(sample.model.fingerprint.replace("...", ""))).toBe(true);
+    expect(sample.exit.threshold).toBe(Number(manifest.exit.threshold.toFixed(4)));
+    expect(sample.ood?.threshold).toBe(Number(manifest.ood!.thresholds[sample.exit.at].toFixed(4)));
+    // ... and the answer is what the first example (examples/cat.jpg) gets today
+    const res = await fetch(`${inject("edgeUrl")}/v1/classify`, {
+      method: "POST",
+      headers: { "content-type": "image/jpeg" },
+      body: readFileSync(join(ROOT, "examples", "cat.jpg")),
+    });
+    const live = ClassifyResponse.parse(await res.json());
+    expect([live.label, live.exit.at, live.engine, live.ood?.flagged]).toEqual([sample.label, sample.exit.at, sample.engine, sample.ood?.flagged]);
+    expect(live.top.map((t) => t.label).slice(0, 2)).toEqual(sample.top.map((t) => t.label));
   });
 });

@@ -12,6 +12,8 @@ import { TEST_SECRET } from "../cloud-server.js";
 declare module "vitest" {
   export interface ProvidedContext {
     edgeUrl: string;
+    /** the stack's cloud half (memory-refused.test.ts points a second Worker at it) */
+    cloudUrl: string;
     /** pid of scripts/start.mjs: its descendants are the cloud and workerd (memory.test.ts) */
     stackPid: number;
   }
@@ -56,6 +58,7 @@ export default async function setup(project: TestProject) {
     });
   });
   project.provide("edgeUrl", `http://127.0.0.1:${edgePort}`);
+  project.provide("cloudUrl", `http://127.0.0.1:${cloudPort}`);
   project.provide("stackPid", child.pid!);
   return async () => {
     if (child.exitCode !== null) return;

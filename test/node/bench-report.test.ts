@@ -59,6 +59,23 @@ describe("bench goals", () => {
     expect(verdict(rows, "cold start <= 400 ms")).toBe("onnxruntime: **no**");
     expect(rows.flat().join(" ")).not.toMatch(/packed/);
   });
+
+  it("judges issue 19's goals for another shipped model (cifar100) per engine, after issue 7's", () => {
+    const r = results(true);
+    const withCifar100 = {
+      ...r,
+      edgeInWorkerd: { ...r.edgeInWorkerd, perInference: { ...r.edgeInWorkerd.perInference, cifar100: { medianMs: 5.2, p90Ms: 6 }, "cifar100 packed": { medianMs: 1.0, p90Ms: 1.2 } } },
+      coldStart: { ...r.coldStart, "cifar100 ort": { medianMs: 600, samplesMs: [600], laterAnswersMs: [] }, "cifar100 packed": { medianMs: 100.01, samplesMs: [100.01], laterAnswersMs: [] } },
+      roundTrip: { ...r.roundTrip, "cifar100 edge-answered (exit=edge)": trip(12, 1.5), "cifar100 edge-answered, packed engine": trip(8, 1.5) },
+    };
+    const rows = goals(withCifar100) as string[][];
+    expect(verdict(rows, "cifar100: edge part in workerd <= 1.5 ms")).toBe("packed: yes (and <= 1 ms); onnxruntime: **no**");
+    expect(verdict(rows, "cifar100: first answer of a fresh isolate <= 100 ms")).toBe("packed: **no**; onnxruntime: **no**");
+    expect(verdict(rows, "cifar100: round trip p50 <= 8 ms")).toBe("packed: yes; onnxruntime: **no**");
+    // issue 7's rows stay cifar10's
+    expect(verdict(rows, "cold start <= 400 ms")).toBe("packed: yes; onnxruntime: **no**");
+    expect(rows.findIndex((x) => x[0]!.startsWith("cifar100"))).toBeGreaterThan(rows.findIndex((x) => x[0]!.startsWith("bundle growth")));
+  });
 });
 
 describe("bench --doc", () => {

@@ -3,7 +3,7 @@
  * and the systemd unit run, the Dockerfile's inputs, the unit file, and the guide's links.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -140,6 +140,85 @@ describe("npm run deploy (scripts/deploy.mjs): no dev CLOUD_URL in production", 
       // wrangler lists the bindings (hiding --var values) and stops at --dry-run
       expect(r.stdout).toMatch(/env\.CLOUD_URL \(/);
       expect(r.stdout).toMatch(/--dry-run: exiting now/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+/**
+ * The guard of every `wrangler deploy`, `npm run deploy` or not: wrangler.toml's [build] command
+ * (scripts/check-deploy-config.mjs). These run real deploys, not --dry-run (a dry run only reports
+ * the verdict), made harmless: no credentials (a fresh HOME, no CLOUDFLARE_* variables, stdin not
+ * a terminal) and the API base URL on a closed local port. wrangler runs the custom build before
+ * it asks for credentials, so a refused deploy ends with our message, and one the guard lets
+ * through ends at wrangler's own "necessary to set a CLOUDFLARE_API_TOKEN": the guard, and
+ * nothing else, is what stopped the refused ones.
+ */
+describe("a bare `wrangler deploy` (wrangler.toml [build]): no CLOUD_URL but https in production", () => {
+  const wranglerJs = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+  const home = mkdtempSync(join(tmpdir(), "fogline-wrangler-home-"));
+  // a config with environments, in the git-ignored build/: the repo's own plus two environments
+  const envConfig = join(ROOT, "build", "test-deploy-config", "wrangler.toml");
+  mkdirSync(dirname(envConfig), { recursive: true });
+  writeFileSync(
+    envConfig,
+    read("wrangler.toml").replace(/^main = "(.*)"$/m, 'main = "../../$1"') +
+      '\n[env.other]\nworkers_dev = true\n\n[env.production.vars]\nCLOUD_URL = "https://fogline-cloud.example.com"\n\n[env.staging.vars]\nCLOUD_URL = "http://127.0.0.1:8788"\n',
+  );
+  afterAll(() => {
+    rmSync(home, { recursive: true, force: true });
+    rmSync(dirname(envConfig), { recursive: true, force: true });
+  });
+
+  const wrangler = (args: string[], extraEnv: Record<string, string> = {}) => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const k of Object.keys(env)) if (k.startsWith("CLOUDFLARE_") || k === "CLOUD_URL" || k === "WRANGLER_COMMAND") delete env[k];
+    Object.assign(env, { HOME: home, XDG_CONFIG_HOME: home, CLOUDFLARE_API_BASE_URL: "http://127.0.0.1:9/client/v4", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "1" }, extraEnv);
+    const r = spawnSync(process.execPath, [wranglerJs, ...args], { cwd: ROOT, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 90_000 });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+  const NO_TOKEN = /necessary to set a CLOUDFLARE_API_TOKEN/;
+
+  it("is the first step of wrangler.toml's [build] command", () => {
+    expect(read("wrangler.toml")).toMatch(/^command = "node scripts\/check-deploy-config\.mjs && /m);
+  });
+
+  it.each<[string, string[], Record<string, string>, RegExp]>([
+    ["no CLOUD_URL (the repo's wrangler.toml as it is)", [], {}, /no CLOUD_URL/],
+    ["the dev address", ["--var", "CLOUD_URL:http://127.0.0.1:8788"], {}, /must be https/],
+    ["loopback over https", ["--var=CLOUD_URL:https://localhost"], {}, /points at this machine/],
+    ["DEV_CLOSE_CONNECTIONS", ["--var", "CLOUD_URL:https://fogline-cloud.example.com", "DEV_CLOSE_CONNECTIONS:true"], {}, /DEV_CLOSE_CONNECTIONS \(from --var\)/],
+    ["an environment without CLOUD_URL (vars are not inherited)", ["--config", envConfig, "--env", "other"], {}, /no CLOUD_URL/],
+    ["an environment with an http CLOUD_URL", ["--config", envConfig, "-e", "staging"], {}, /must be https.*\[env\.staging\.vars\]/],
+    ["the same, chosen by CLOUDFLARE_ENV", ["--config", envConfig], { CLOUDFLARE_ENV: "staging" }, /must be https/],
+  ])("refuses to build, before asking for credentials: %s", (_, args, extraEnv, why) => {
+    const r = wrangler(["deploy", ...args], extraEnv);
+    expect(r.status, r.out).toBe(1);
+    expect(r.out).toMatch(/\[fogline deploy check\] refusing to build for wrangler deploy/);
+    expect(r.out).toMatch(why);
+    expect(r.out).toMatch(/Running custom build .* failed/);
+    expect(r.out).not.toMatch(NO_TOKEN);
+  }, 120_000);
+
+  it.each<[string, string[], Record<string, string>, RegExp]>([
+    ["--var CLOUD_URL:https://...", ["--var", "CLOUD_URL:https://fogline-cloud.example.com"], {}, /CLOUD_URL https:\/\/fogline-cloud\.example\.com \(from --var\) ok/],
+    ["--env production with CLOUD_URL in [env.production.vars]", ["--config", envConfig, "--env", "production"], {}, /wrangler deploy --env production: CLOUD_URL https:\/\/fogline-cloud\.example\.com \(from .*\[env\.production\.vars\]\) ok/],
+    ["--var over an environment's http CLOUD_URL", ["--config", envConfig, "--env", "staging", "--var", "CLOUD_URL:https://fogline-cloud.example.com"], {}, /\(from --var\) ok/],
+  ])("lets %s through to wrangler's credential check", (_, args, extraEnv, ok) => {
+    const r = wrangler(["deploy", ...args], extraEnv);
+    expect(r.status, r.out).toBe(1);
+    expect(r.out).toMatch(ok);
+    expect(r.out).toMatch(NO_TOKEN);
+  }, 120_000);
+
+  it("reports, and still builds, under --dry-run (the bundle checks of npm run test:bundle, bench, bundle.test.ts)", () => {
+    const out = mkdtempSync(join(tmpdir(), "fogline-dry-"));
+    try {
+      const r = wrangler(["deploy", "--dry-run", "--outdir", out]);
+      expect(r.status, r.out).toBe(0);
+      expect(r.out).toMatch(/a real deploy would be refused: no CLOUD_URL/);
+      expect(r.out).toMatch(/--dry-run: exiting now/);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -242,6 +242,38 @@ describe("POST /v1/classify", () => {
     expect(r.exit.at).toBe(r.exit.entropy < model().exit.threshold ? "edge" : "cloud");
   });
 
+  it("flags out-of-distribution answers by the free energy of the head that answered", async () => {
+    const m = model();
+    const ood = m.ood!;
+    const v = vectors.vectors.find((x) => x.contentType === "image/png")!;
+    const body = base64ToBytes(v.imageBase64);
+    const minusLse = (z: number[]) => {
+      const max = Math.max(...z);
+      return -(max + Math.log(z.reduce((a, x) => a + Math.exp(x - max), 0)));
+    };
+    // exit=auto: the rule chose the head, so `thresholds`; forced heads use `forcedThresholds`
+    const cases = [
+      { query: { threshold: "100" }, at: "edge", threshold: ood.thresholds.edge, logits: v.exitLogits },
+      { query: { threshold: "0" }, at: "cloud", threshold: ood.thresholds.cloud, logits: v.logits },
+      { query: { exit: "edge", threshold: "0" }, at: "edge", threshold: ood.forcedThresholds.edge, logits: v.exitLogits },
+      { query: { exit: "cloud" }, at: "cloud", threshold: ood.forcedThresholds.cloud, logits: v.logits },
+    ] as const;
+    for (const c of cases) {
+      const r = await classifyOk({ query: c.query, body, env: { WIRE_PRECISION: "fp32" } });
+      expect(r.exit.at).toBe(c.at);
+      expect(r.ood!.threshold, JSON.stringify(c.query)).toBe(c.threshold);
+      expect(Math.abs(r.ood!.score - minusLse(c.logits)), JSON.stringify(c.query)).toBeLessThan(1e-3);
+      expect(r.ood!.flagged).toBe(r.ood!.score > r.ood!.threshold);
+    }
+    // a degraded answer is the edge's, on an image the rule sent to the cloud: forced threshold
+    const degraded = await classifyOk({ query: { threshold: "0" }, body, env: { CLOUD_URL: "" } });
+    expect(degraded.degraded).toBe(true);
+    expect(degraded.ood!.threshold).toBe(ood.forcedThresholds.edge);
+    // the thresholds are the manifest's, as /v1/models shows them
+    const models = ModelsResponse.parse(await (await app.request("/v1/models", {}, env)).json());
+    expect(models.models.find((x) => x.name === m.name)!.ood).toEqual({ rule: ood.rule, thresholds: ood.thresholds, forcedThresholds: ood.forcedThresholds });
+  });
+
   it("forces the path with exit=edge and exit=cloud", async () => {
     expect((await classifyOk({ query: { exit: "edge", threshold: "0" } })).exit.at).toBe("edge");
     const cloud = await classifyOk({ query: { exit: "cloud", threshold: "100" } });

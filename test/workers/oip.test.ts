@@ -106,6 +106,11 @@ describe("POST /v2/models/{model}/infer", () => {
     expect(r.parameters).toMatchObject({ exit_point: "edge", edge_exits: 1, threshold: 100, exit_mode: "auto", degraded: false });
     expect(Math.abs(Number(r.parameters!.entropy) - v.entropy)).toBeLessThan(1e-3);
     expect(output(r, "exit_point")).toEqual({ name: "exit_point", datatype: "BYTES", shape: [1], data: ["edge"] });
+    // the out-of-distribution flag per sample (docs/ood.md), as /v1/classify computes it
+    const score = Number(r.parameters!.ood_score);
+    const max = Math.max(...v.exitLogits);
+    expect(Math.abs(score + max + Math.log(v.exitLogits.reduce((a, x) => a + Math.exp(x - max), 0)))).toBeLessThan(1e-3);
+    expect(r.parameters!.ood_flagged).toBe(String(score > manifest().ood!.thresholds.edge));
   });
 
   it("accepts nested tensor data as well as flat", async () => {

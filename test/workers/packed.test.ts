@@ -1,8 +1,10 @@
 /**
- * The packed binary engine (workers/src/engine/) against onnxruntime-web, the reference, inside
- * workerd, on every test vector of every model that ships an engine file:
- * - every sign decision (the uint8 levels feeding each ConvInteger) and every int32 sum identical
- *   to ORT's intermediate tensors (exposed as extra graph outputs, test/workers/onnx-outputs.ts);
+ * The packed engines (workers/src/engine/: binary W1A1 for cifar10, k-bit W4A4 for cifar100)
+ * against onnxruntime-web, the reference, inside workerd, on every test vector of every model
+ * that ships an engine file:
+ * - every activation level (the uint8 levels feeding each ConvInteger: signs for W1A1, 2L for
+ *   k bits) and every int32 sum identical to ORT's intermediate tensors (exposed as extra graph
+ *   outputs, test/workers/onnx-outputs.ts);
  * - the split tensor and the exit logits equal to ORT's bit for bit (TOLERANCE below says so);
  * - hence the same exit decision and argmax.
  * A corrupt, truncated or mismatched engine file is refused; auto falls back to ORT.
@@ -14,7 +16,8 @@ import { runEdge } from "../../shared/src/runner.js";
 import { ClassifyResponse, ErrorResponse } from "../../shared/src/schemas/index.js";
 import { entropy, exitsAtEdge } from "../../shared/src/entropy.js";
 import { app } from "../../workers/src/app.js";
-import { PackedRunner, type PackedTrace } from "../../workers/src/engine/packed.js";
+import { packedEngine, type PackedEngine } from "../../workers/src/engine/engine.js";
+import type { PackedTrace } from "../../workers/src/engine/packed.js";
 import { initOrt } from "../../workers/src/infer/ort.js";
 import { EDGE_SESSION_OPTIONS, edgeRunner, PACKED_BY_DEFAULT, selectRunner } from "../../workers/src/infer/session.js";
 import { allModels, getModel, type EdgeModel } from "../../workers/src/models/registry.js";
@@ -40,17 +43,20 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-async function packedFor(model: EdgeModel): Promise<PackedRunner> {
+async function packedFor(model: EdgeModel): Promise<PackedEngine> {
   await verifyEngineChecksum(model.engine!, model.manifest);
-  return new PackedRunner(parsePackedEdge(model.engine!, model.manifest));
+  return packedEngine(parsePackedEdge(model.engine!, model.manifest));
 }
 
 describe("packed engine vs onnxruntime-web", () => {
-  it("ships for the default model", () => {
-    expect(packedModels()).toContain("cifar10");
+  it("ships for both shipped models: the binary engine for cifar10, the k-bit one for cifar100", () => {
+    expect(packedModels()).toEqual(expect.arrayContaining(["cifar10", "cifar100"]));
+    expect(parsePackedEdge(getModel("cifar10").engine!, getModel("cifar10").manifest).kind).toBe("binary");
+    const kbit = parsePackedEdge(getModel("cifar100").engine!, getModel("cifar100").manifest);
+    expect(kbit.kind === "kbit" && kbit.actBits).toBe(getModel("cifar100").manifest.architecture.activationBits);
   });
 
-  it.each(packedModels())("%s: every sign decision and integer sum equals ORT's on every test vector", async (name) => {
+  it.each(packedModels())("%s: every activation level and integer sum equals ORT's on every test vector", async (name) => {
     const model = getModel(name);
     const m = model.manifest;
     const nodes = graphNodes(new Uint8Array(model.edgeOnnx));
@@ -87,6 +93,7 @@ describe("packed engine vs onnxruntime-web", () => {
       expect(maxDiff(out["exit_logits"]!.data, ref["exit_logits"]!.data as Float32Array), `${v.name}: exit logits`).toBeLessThanOrEqual(TOLERANCE);
     }
     expect(decisions).toBeGreaterThan(0);
+    console.log(`${name}: ${vectorsFor(name).vectors.length} test vectors, ${decisions} activation levels and as many int32 sums identical to onnxruntime's`);
   });
 
   it.each(packedModels())("%s: same split, exit logits, exit decision and argmax as the serving ORT session, batched", async (name) => {
@@ -127,6 +134,10 @@ describe("packed engine file checks", () => {
     const bad = model().engine!.slice(0);
     new Uint8Array(bad)[bad.byteLength - 100]! ^= 0x01;
     await expect(verifyEngineChecksum(bad, model().manifest)).rejects.toThrow(/sha256 .* differs from manifest.files.engine.sha256/);
+  });
+
+  it("refuses the k-bit file of cifar100 for cifar10's manifest (another edge.onnx)", () => {
+    expect(() => parsePackedEdge(getModel("cifar100").engine!, getModel("cifar10").manifest)).toThrow(/built from edge.onnx .*stale engine file/);
   });
 
   it("refuses a file built from another edge.onnx, a truncated file and a foreign file, each with a reason", () => {
@@ -199,6 +210,20 @@ describe("POST /v1/classify engine selection", () => {
     expect([o.parameters["engine"], p.parameters["engine"]]).toEqual(["ort", "packed"]);
     expect(p.parameters["entropy"]).toBe(o.parameters["entropy"]);
     expect(p.outputs).toEqual(o.outputs);
+  });
+
+  it("serves cifar100 (k-bit edge) with the packed engine by default; engine=ort gives the same answer", async () => {
+    const png = base64ToBytes(vectorsFor("cifar100").vectors[0]!.imageBase64);
+    const ask = async (engine?: string) => {
+      const q = new URLSearchParams({ model: "cifar100", exit: "edge", ...(engine && { engine }) });
+      const res = await app.request(`/v1/classify?${q}`, { method: "POST", headers: { "content-type": "image/png" }, body: png }, env);
+      expect(res.status).toBe(200);
+      return ClassifyResponse.parse(await res.json());
+    };
+    const [auto, ortR, packedR] = [await ask(), await ask("ort"), await ask("packed")];
+    expect([auto.engine, ortR.engine, packedR.engine]).toEqual([PACKED_BY_DEFAULT ? "packed" : "ort", "ort", "packed"]);
+    expect(packedR.exit.entropy).toBe(ortR.exit.entropy);
+    expect(packedR.top).toEqual(ortR.top);
   });
 
   it("400 for an unknown engine", async () => {

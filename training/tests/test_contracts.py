@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import contracts, pack, sweep
+from training import contracts, pack, pack_kbit, sweep
 from training.pack import pack_edge, read_engine, sha256_bytes
 from training.wire import decode_activation, encode_activation
 from training.wire_accuracy import wire_roundtrip
@@ -37,6 +37,7 @@ def test_modules_read_the_contracts():
     assert (pack.MAGIC.decode(), pack.VERSION, pack.FORMAT, pack.FILE_NAME, pack.MAX_CHANNELS) == (
         c["packed"]["magic"], c["packed"]["version"], c["packed"]["format"], c["packed"]["fileName"], c["packed"]["maxChannels"])
     assert list(pack.DTYPES) == c["packed"]["dtypes"]
+    assert pack_kbit.KBIT_FORMAT == c["packed"]["kbitFormat"] != c["packed"]["format"]
     assert {k: np.dtype(v).itemsize * 8 for k, v in pack.DTYPES.items()} == {k: int(k[1:]) for k in c["packed"]["dtypes"]}
     assert contracts.MAX_BATCH == c["batch"]["maxBatch"]
 

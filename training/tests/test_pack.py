@@ -1,5 +1,6 @@
-"""training.pack: the packed engine file holds exactly the edge graph's numbers (round trip), and
-anything that is not a W1A1 ConvInteger edge is refused (it stays on onnxruntime)."""
+"""training.pack: the packed engine file holds exactly the edge graph's numbers (round trip), in
+the binary format for a W1A1 edge and the k-bit one (training/pack_kbit.py) for W2A2..W4A4, and
+anything else is refused (it stays on onnxruntime)."""
 import json
 from pathlib import Path
 
@@ -11,10 +12,12 @@ from onnx import numpy_helper
 from training.model import ModelConfig
 from training.onnx_graph import build_edge
 from training.pack import FILE_NAME, FORMAT, NotPackable, pack_edge, pack_folder, read_engine, sha256_bytes, unpack_bits
+from training.pack_kbit import KBIT_FORMAT, unpack_nibbles
 
 from .conftest import randomised
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "cifar10"
+SHIPPED_KBIT = Path(__file__).resolve().parents[2] / "models" / "cifar100"
 
 
 def initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -66,8 +69,63 @@ def test_round_trip_of_the_shipped_model_and_its_committed_engine_file():
     assert committed == pack_edge((SHIPPED / "edge.onnx").read_bytes())  # deterministic, and up to date
 
 
+def assert_kbit_round_trip(edge: onnx.ModelProto, bits: int) -> None:
+    """Every number of a k-bit engine file equals the ONNX graph's: the float32 initializers bit
+    for bit, and the codes (nibbles * 2 - zero point) the uint8 ConvInteger weights minus theirs,
+    compared with the plain (not nibble-packed) export of the same model."""
+    e = read_engine(pack_edge(edge.SerializeToString()))
+    assert e["format"] == KBIT_FORMAT and e["actBits"] == bits
+    inits = initializers(edge)
+    convs = [n for n in edge.graph.node if n.op_type == "ConvInteger"]
+    assert len(convs) == 2 * len(e["blocks"])
+    for i, b in enumerate(e["blocks"]):
+        for which, conv in (("conv1", convs[2 * i]), ("conv2", convs[2 * i + 1])):
+            w = inits[conv.input[1]]
+            zero = int(inits[conv.input[3]])
+            assert e["blocks"][i][f"{which}Zero"] == zero and int(inits[conv.input[2]]) == 2**bits - 1
+            np.testing.assert_array_equal(2 * unpack_nibbles(b[which], w.size).astype(np.int32), w.ravel())
+        np.testing.assert_array_equal(b["bnScale"], inits[f"edge.{i}.bn_in.scale"].ravel())
+        np.testing.assert_array_equal(b["bnShift"], inits[f"edge.{i}.bn_in.shift"].ravel())
+        np.testing.assert_array_equal(b["conv1Scale"], inits[f"edge.{i}.conv1.scale"])
+        np.testing.assert_array_equal(b["midScale"], inits[f"edge.{i}.bn_mid.scale"].ravel())
+        np.testing.assert_array_equal(b["midShift"], inits[f"edge.{i}.bn_mid.shift"].ravel())
+        np.testing.assert_array_equal(b["scale"], inits[f"edge.{i}.conv2.scale"])
+        if "shift" in b:
+            np.testing.assert_array_equal(b["shift"], inits[f"edge.{i}.conv2.shift"].ravel())
+        else:
+            np.testing.assert_array_equal(b["shortcutWeight"], inits[f"edge.{i}.shortcut.weight"].ravel())
+            np.testing.assert_array_equal(b["shortcutBias"], inits[f"edge.{i}.shortcut.bias"])
+    np.testing.assert_array_equal(e["exit"]["weight"], inits["exit.fc.weight_codes"].ravel())
+    np.testing.assert_array_equal(e["exit"]["bias"], inits["exit.fc.bias"])
+
+
+@pytest.mark.parametrize("bits,cut", [(4, 24), (4, 16), (2, 24), (2, 10)])
+def test_round_trip_of_a_kbit_edge(bits, cut):
+    model = randomised(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits))
+    # plain uint8 weights: the initializers to compare with
+    assert_kbit_round_trip(build_edge(model, True, pack_nibbles=False), bits)
+    # 4-bit weights as nibbles unpacked by BitShift/Concat/Reshape: the same engine numbers
+    with_nibbles = pack_edge(build_edge(model, True).SerializeToString())
+    plain = read_engine(pack_edge(build_edge(model, True, pack_nibbles=False).SerializeToString()))
+    for a, b in zip(read_engine(with_nibbles)["blocks"], plain["blocks"]):
+        np.testing.assert_array_equal(a["conv1"], b["conv1"])
+        np.testing.assert_array_equal(a["conv2"], b["conv2"])
+
+
+@pytest.mark.skipif(not (SHIPPED_KBIT / "edge.onnx").exists(), reason="no shipped cifar100 model")
+def test_the_shipped_kbit_model_and_its_committed_engine_file():
+    data = (SHIPPED_KBIT / "edge.onnx").read_bytes()
+    manifest = json.loads((SHIPPED_KBIT / "manifest.json").read_text())
+    committed = (SHIPPED_KBIT / FILE_NAME).read_bytes()
+    assert manifest["files"]["engine"] == {"path": FILE_NAME, "sha256": sha256_bytes(committed), "format": KBIT_FORMAT}
+    assert committed == pack_edge(data)  # deterministic, and up to date
+    e = read_engine(committed)
+    assert e["source"]["sha256"] == manifest["files"]["edge"]["sha256"] and e["actBits"] == manifest["architecture"]["activationBits"]
+
+
 @pytest.mark.parametrize("bits,integer,cut,why", [
-    (4, True, 24, "not binary levels|expected GreaterOrEqual"),  # W4A4 (the CIFAR-100 setting)
+    (8, True, 16, "2..4-bit activations"),  # W8A8: levels beyond the engine's i7 operand
+    (4, False, 16, r"expected 2\.0"),  # W4A4 --conv float export: the quantizer ends Mul(2/n), Sub
     (1, False, 16, "expected (ConvInteger|GreaterOrEqual)"),  # --conv float export
     (1, True, 24, "at most 32"),  # stage 3 has 64 channels
 ])
@@ -90,8 +148,8 @@ def test_pack_folder_records_the_engine_and_removes_a_stale_one(tmp_path):
     out = pack_folder(tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert out == tmp_path / FILE_NAME and manifest["files"]["engine"]["sha256"] == sha256_bytes(out.read_bytes())
-    # re-exported as W4A4 into the same folder: the old engine must not survive
-    w4 = randomised(ModelConfig(num_classes=10, cut=16, weight_bits=4, act_bits=4))
+    # re-exported as W8A8 (not packable) into the same folder: the old engine must not survive
+    w4 = randomised(ModelConfig(num_classes=10, cut=16, weight_bits=8, act_bits=8))
     write_folder(tmp_path, build_edge(w4, True))
     (tmp_path / FILE_NAME).write_bytes(out.read_bytes() if out.exists() else b"")
     manifest = json.loads((tmp_path / "manifest.json").read_text())
@@ -119,8 +177,8 @@ def test_read_engine_refuses_damaged_files():
         read_engine(b"XXXX" + data[4:])
 
 
-@pytest.mark.parametrize("bits", [1, 4])
-def test_export_packs_w1a1_edges_and_only_those(tmp_path, bits):
+@pytest.mark.parametrize("bits", [1, 4, 8])
+def test_export_packs_w1a1_and_kbit_edges_and_only_those(tmp_path, bits):
     import torch
 
     from training.config import TrainConfig
@@ -135,8 +193,9 @@ def test_export_packs_w1a1_edges_and_only_those(tmp_path, bits):
     out = tmp_path / "synthetic"
     export_main(["--checkpoint", str(ckpt), "--out", str(out), "--name", "synthetic"])
     files = json.loads((out / "manifest.json").read_text())["files"]
-    if bits == 1:
+    if bits <= 4:
         assert files["engine"]["sha256"] == sha256_bytes((out / FILE_NAME).read_bytes())
+        assert files["engine"]["format"] == (FORMAT if bits == 1 else KBIT_FORMAT)
         assert read_engine((out / FILE_NAME).read_bytes())["source"]["sha256"] == files["edge"]["sha256"]
     else:
         assert "engine" not in files and not (out / FILE_NAME).exists()

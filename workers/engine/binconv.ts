@@ -13,6 +13,8 @@
 //
 // Float kernels use the float32 operations of the ONNX graph in its order (mul then add, no
 // fused multiply-add, sums from the first tap to the last) so they round like onnxruntime's.
+// Relu is f32x4.pmax(0, v): max(v, 0) exactly for every non-NaN v, -0 included, in one maxps
+// (V8 lowers f32x4.max to a sequence for its NaN and signed-zero rules).
 
 // ---- the float stem: relu(conv3x3(x) + bias), stride 1, x given zero-padded ----------------
 
@@ -48,8 +50,8 @@ export function stem(pad: usize, wt: usize, bias: usize, out: usize, cin: i32, c
           }
         }
         const dst = out + (<usize>((o * h + y) * w + x) << 2);
-        v128.store(dst, f32x4.max(f32x4.add(acc0, b), zero));
-        v128.store(dst, f32x4.max(f32x4.add(acc1, b), zero), 16);
+        v128.store(dst, f32x4.pmax(zero, f32x4.add(acc0, b)));
+        v128.store(dst, f32x4.pmax(zero, f32x4.add(acc1, b)), 16);
       }
     }
   }
@@ -270,7 +272,7 @@ export function residual(acc: usize, scale: usize, shift: usize, x: usize, out: 
     for (let i = 0; i < n; i += 4) {
       const off = <usize>(ch * n + i) << 2;
       const v = f32x4.add(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(v128.load(acc + off)), s), t), v128.load(x + off));
-      v128.store(out + off, f32x4.max(v, zero));
+      v128.store(out + off, f32x4.pmax(zero, v));
     }
   }
 }
@@ -311,7 +313,7 @@ export function residualProjected(acc: usize, scale: usize, x: usize, wt: usize,
           sum = f32x4.add(sum, f32x4.mul(v, f32x4.splat(load<f32>(wo_ + (<usize>c << 2)))));
         }
         const scaled = f32x4.mul(f32x4.convert_i32x4_s(v128.load(acc + p)), s);
-        v128.store(out + p, f32x4.max(f32x4.add(f32x4.add(scaled, sum), b), zero));
+        v128.store(out + p, f32x4.pmax(zero, f32x4.add(f32x4.add(scaled, sum), b)));
       }
     }
   }

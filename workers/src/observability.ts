@@ -16,6 +16,11 @@ export const metrics = {
   http: httpMetrics(registry),
   /** answers by where they exited (one per sample of a batch) */
   exits: registry.counter("fogline_exits_total", "Answers by model and exit point (edge or cloud), one per sample.", ["model", "at"]),
+  oodFlagged: registry.counter(
+    "fogline_ood_flagged_total",
+    "Answers flagged out of distribution (docs/ood.md), by model and the head that answered, one per sample.",
+    ["model", "at"],
+  ),
   degraded: registry.counter("fogline_degraded_total", "Requests answered by the edge because the cloud could not (exit=auto), by reason.", [
     "model",
     "reason",

@@ -58,6 +58,17 @@ export const RequestEnergy = z.object({
     .meta({ description: "Horowitz 45 nm operation energies plus SRAM weight reads, picojoules" }),
 });
 
+/** The out-of-distribution flag of one answer (workers/src/infer/ood.ts, docs/ood.md). */
+export const OodVerdict = z.object({
+  score: z.number().meta({ description: "free energy of the answering head's logits, -logsumexp(logits); higher = less like any class" }),
+  threshold: z.number().meta({
+    description: "the calibrated threshold it was compared with: manifest `ood.thresholds[head]` when the exit rule chose the head (exit=auto), `ood.forcedThresholds[head]` when it was forced (exit=edge/cloud, degraded)",
+  }),
+  flagged: z.boolean().meta({
+    description: "score > threshold: probably none of the model's classes (the label is still the best of them)",
+  }),
+});
+
 /** 200 body of `POST /v1/classify`. */
 /**
  * Why the cloud could not answer, as clients see it: a fixed code, never an error message (the
@@ -82,6 +93,9 @@ export const ClassifyResponse = z.object({
     mode: ExitMode.meta({ description: "the `exit` query the client asked for" }),
   }),
   engine: EngineName.optional().meta({ description: "the engine that ran the edge graph (`ort` or `packed`)" }),
+  ood: OodVerdict.optional().meta({
+    description: "out-of-distribution flag of the head that answered (docs/ood.md); absent for a model without an `ood` calibration",
+  }),
   degraded: z.boolean().meta({ description: "the cloud was needed but could not answer: this is the edge's own prediction" }),
   degradedReason: DegradedReason.optional().meta({ description: "why the cloud could not answer, when `degraded`" }),
   wire: z

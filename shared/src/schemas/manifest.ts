@@ -75,6 +75,19 @@ export const Manifest = z.looseObject({
       cloudAccuracy: z.number().nullable(),
     })
     .nullable(),
+  /** optional: the out-of-distribution flag's calibration (training/ood.py, docs/ood.md) */
+  ood: z
+    .looseObject({
+      score: z.literal("energy"),
+      rule: z.string(),
+      /** free-energy thresholds per answering head, for answers whose head the exit rule chose (exit=auto) */
+      thresholds: z.object({ edge: z.number().finite(), cloud: z.number().finite() }),
+      /** the same for answers whose head was forced (exit=edge / exit=cloud, degraded answers) */
+      forcedThresholds: z.object({ edge: z.number().finite(), cloud: z.number().finite() }),
+      calibration: z.record(z.string(), z.unknown()),
+      rates: z.record(z.string(), z.unknown()),
+    })
+    .optional(),
   training: z.record(z.string(), z.unknown()),
   files: z.looseObject({
     edge: z.looseObject({ path: z.string(), sha256: sha256Hex }),
@@ -95,6 +108,13 @@ export const ManifestSummary = z.object({
   input: z.object({ height: z.number(), width: z.number(), channels: z.number() }),
   split: z.object({ shape: z.array(z.number()) }),
   exit: z.object({ threshold: z.number(), rule: z.string() }),
+  ood: z
+    .object({
+      rule: z.string(),
+      thresholds: z.object({ edge: z.number(), cloud: z.number() }),
+      forcedThresholds: z.object({ edge: z.number(), cloud: z.number() }),
+    })
+    .nullable(),
   architecture: z.record(z.string(), z.unknown()),
   macs: z.record(z.string(), z.unknown()),
   validation: z.record(z.string(), z.unknown()).nullable(),
@@ -119,6 +139,7 @@ export function summarize(m: Manifest): ManifestSummary {
     input: { height: m.input.height, width: m.input.width, channels: m.input.channels },
     split: { shape: m.split.shape },
     exit: { threshold: m.exit.threshold, rule: m.exit.rule },
+    ood: m.ood ? { rule: m.ood.rule, thresholds: m.ood.thresholds, forcedThresholds: m.ood.forcedThresholds } : null,
     architecture: m.architecture,
     macs: m.macs,
     validation: m.validation,

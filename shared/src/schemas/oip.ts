@@ -108,7 +108,7 @@ export const OipInferResponse = z.object({
   id: z.string().optional(),
   parameters: OipParameters.optional().meta({
     description:
-      'per request: `threshold`, `exit_mode`, `engine` (the edge engine that ran), `degraded` (+ `degraded_reason`), `edge_exits`; per sample, comma-separated in batch order (parameter values are scalars): `exit_point` ("edge"/"cloud") and `entropy`. The `exit_point` and `entropy` outputs carry the same as tensors.',
+      'per request: `threshold`, `exit_mode`, `engine` (the edge engine that ran), `degraded` (+ `degraded_reason`), `edge_exits`; per sample, comma-separated in batch order (parameter values are scalars): `exit_point` ("edge"/"cloud") and `entropy`, and for a model with an out-of-distribution calibration `ood_flagged` ("true"/"false") and `ood_score` (docs/ood.md). The `exit_point` and `entropy` outputs carry the same as tensors.',
   }),
   outputs: z.array(OipResponseOutput),
 });

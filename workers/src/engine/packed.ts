@@ -5,35 +5,11 @@
  * implements the same GraphRunner contract as OrtWebRunner: image [N,3,H,W] in, exit_logits
  * [N,C] and split [N,c,h,w] out, so the pipeline, the wire format and the cloud tail are unchanged.
  *
- * workerd forbids compiling WASM from bytes, so binconv.wasm is imported as a module (wrangler's
- * default CompiledWasm rule) and instantiated synchronously: a 3 KB module with no imports.
+ * The module and its memory: ./kernels.ts. A k-bit edge runs on ./kbit.ts instead.
  */
 import { EDGE_INPUT, EDGE_OUTPUTS, type GraphRunner, type Tensor } from "../../../shared/src/runner.js";
 import type { PackedEdge } from "../../../shared/src/packed.js";
-import binconvModule from "./binconv.wasm";
-
-interface Kernels {
-  memory: WebAssembly.Memory;
-  heapBase(): number;
-  padFloat(src: number, dst: number, c: number, h: number, w: number): void;
-  stem(pad: number, wt: number, bias: number, out: number, cin: number, cout: number, h: number, w: number): void;
-  signPack(x: number, scale: number, negShift: number, dst: number, c: number, h: number, w: number, narrow: boolean): void;
-  thresholdPack(acc: number, thr: number, dst: number, c: number, h: number, w: number, narrow: boolean): void;
-  bconv(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number): void;
-  bconv16(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number): void;
-  bconvStride2(inp: number, wt: number, acc: number, cin: number, cout: number, h: number, w: number): void;
-  borderFix(acc: number, pos: number, fix: number, n: number, cout: number, plane: number): void;
-  residual(acc: number, scale: number, shift: number, x: number, out: number, c: number, n: number): void;
-  residualProjected(acc: number, scale: number, x: number, wt: number, bias: number, out: number, cin: number, cout: number, h: number, w: number, stride: number, tmp: number): void;
-  exitHead(x: number, pooled: number, wt: number, bias: number, logits: number, c: number, h: number, w: number, k: number, classes: number): void;
-}
-
-/** A binary conv's border correction: n output offsets and [cout][n] sums to subtract. */
-interface BorderFix {
-  pos: number;
-  fix: number;
-  n: number;
-}
+import { type BorderFix, instantiateKernels, type Kernels, outSize, paddedTaps, WasmHeap } from "./kernels.js";
 
 /** What one block's kernels read: byte offsets into the module's memory. */
 interface BlockPtrs {
@@ -50,9 +26,9 @@ interface BlockPtrs {
   shortcutBias: number;
 }
 
-/** Per-layer integer results, for tests: the sign bits fed to each binary conv and its int32 sums. */
+/** Per-layer integer results, for tests: the levels fed to each conv and its int32 sums (both engines). */
 export interface PackedTrace {
-  /** per block: [act1 levels, act2 levels] as ONNX's uint8 Where outputs (0 = -1, 2 = +1), NCHW */
+  /** per block: [act1 levels, act2 levels] as ONNX's uint8 ConvInteger inputs (binary: Where outputs, 0 = -1, 2 = +1), NCHW */
   levels: Uint8Array[][];
   /** per block: [conv1 sums, conv2 sums] as ONNX's ConvInteger outputs, NCHW */
   sums: Int32Array[][];
@@ -65,7 +41,6 @@ const popcount = (v: number) => {
   v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
   return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 };
-const outSize = (n: number, stride: number) => Math.floor((n - 1) / stride) + 1;
 /** bconv16 reads u16 words, eight pixels at a time. */
 const narrowable = (channels: number, width: number) => channels <= 16 && width % 8 === 0;
 
@@ -88,50 +63,22 @@ export class PackedRunner implements GraphRunner {
   private readonly logits: number;
 
   /** `module`: the compiled kernels; only tools outside workerd pass their own. */
-  constructor(readonly edge: PackedEdge, module: WebAssembly.Module = binconvModule) {
-    const instance = new WebAssembly.Instance(module, {});
-    this.k = instance.exports as unknown as Kernels;
-    // a bump allocator over the module's memory, 16-byte aligned for the v128 loads
-    let top = this.k.heapBase();
-    const alloc = (bytes: number) => {
-      const at = Math.ceil(top / 16) * 16;
-      top = at + bytes;
-      return at;
-    };
+  constructor(readonly edge: PackedEdge, module?: WebAssembly.Module) {
+    this.k = instantiateKernels(module);
+    const heap = new WasmHeap(this.k);
+    const alloc = (bytes: number) => heap.alloc(bytes);
+    const put = (a: Float32Array | Int32Array | Uint32Array) => heap.put(a);
     /** each value four times: the pack kernels load a channel's constant as one v128 */
     const put4 = (a: Float32Array | Int32Array) => {
       const out = new (a.constructor as Float32ArrayConstructor | Int32ArrayConstructor)(a.length * 4);
       a.forEach((v, i) => out.fill(v, 4 * i, 4 * i + 4));
       return put(out);
     };
-    const put = (a: Float32Array | Int32Array | Uint32Array) => {
-      const at = alloc(a.byteLength);
-      this.ensure(top);
-      new Uint8Array(this.k.memory.buffer, at, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-      return at;
-    };
     // A padded tap reads +1 and adds sum_c w[o][c][tap] = cin - 2 popcount(word); ONNX pads with
     // the zero point (adds 0). Per border output, the sum over its padded taps is subtracted.
     const borderFix = (words: Uint32Array, cin: number, h: number, w: number, stride: number): BorderFix => {
       const cout = words.length / 9;
-      const ho = outSize(h, stride);
-      const wo = outSize(w, stride);
-      const pos: number[] = [];
-      const taps: number[][] = [];
-      for (let y = 0; y < ho; y++) {
-        for (let x = 0; x < wo; x++) {
-          const padded: number[] = [];
-          for (let t = 0; t < 9; t++) {
-            const iy = y * stride + Math.floor(t / 3) - 1;
-            const ix = x * stride + (t % 3) - 1;
-            if (iy < 0 || iy >= h || ix < 0 || ix >= w) padded.push(t);
-          }
-          if (padded.length) {
-            pos.push(y * wo + x);
-            taps.push(padded);
-          }
-        }
-      }
+      const { pos, taps } = paddedTaps(h, w, stride);
       const fix = new Int32Array(cout * pos.length);
       for (let o = 0; o < cout; o++) {
         taps.forEach((ts, i) => {
@@ -173,12 +120,6 @@ export class PackedRunner implements GraphRunner {
     this.tmp = alloc(4 * maxPlane);
     this.pooled = alloc(4 * edge.exit.features);
     this.logits = alloc(4 * edge.exit.classes);
-    this.ensure(top);
-  }
-
-  private ensure(bytes: number): void {
-    const have = this.k.memory.buffer.byteLength;
-    if (bytes > have) this.k.memory.grow(Math.ceil((bytes - have) / 65536));
   }
 
   run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {

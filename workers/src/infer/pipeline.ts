@@ -20,6 +20,7 @@ import { noteCloudAnswer } from "../cloud/readiness.js";
 import type { EdgeConfig } from "../env.js";
 import type { EdgeModel } from "../models/registry.js";
 import { edgeLogger, metrics } from "../observability.js";
+import { oodVerdict, type OodVerdict } from "./ood.js";
 import { selectRunner } from "./session.js";
 
 /**
@@ -49,6 +50,8 @@ export interface SampleAnswer {
   entropy: number;
   /** logits of the head that answered (`C` values) */
   logits: Float32Array;
+  /** out-of-distribution flag of the head that answered (./ood.ts); set by runPipeline */
+  ood?: OodVerdict;
 }
 
 export interface PipelineResult {
@@ -79,8 +82,17 @@ const row = (t: Tensor, r: number): Float32Array => {
 
 export async function runPipeline(req: PipelineRequest): Promise<PipelineResult> {
   const r = await decide(req);
-  const name = req.model.manifest.name;
-  for (const s of r.samples) metrics.exits.inc({ model: name, at: s.at });
+  const { manifest } = req.model;
+  for (const s of r.samples) {
+    metrics.exits.inc({ model: manifest.name, at: s.at });
+    // the exit rule chose this head unless the client forced one or the cloud could not answer
+    const routed = req.mode === "auto" && !(r.degraded && s.at === "edge" && !exitsAtEdge(s.entropy, req.threshold));
+    const ood = oodVerdict(manifest, s.at, s.logits, routed);
+    if (ood) {
+      s.ood = ood;
+      if (ood.flagged) metrics.oodFlagged.inc({ model: manifest.name, at: s.at });
+    }
+  }
   return r;
 }
 

@@ -3,7 +3,7 @@ import type { LogLevel } from "../../../shared/src/log.js";
 import { parsePackedEdge, verifyEngineChecksum } from "../../../shared/src/packed.js";
 import { type GraphRunner, runOrtSession, type Tensor } from "../../../shared/src/runner.js";
 import type { EngineChoice, EngineName } from "../../../shared/src/schemas/classify.js";
-import { PackedRunner } from "../engine/packed.js";
+import { packedEngine, type PackedEngine } from "../engine/engine.js";
 import type { EdgeConfig } from "../env.js";
 import type { EdgeModel } from "../models/registry.js";
 import { edgeLogger } from "../observability.js";
@@ -58,15 +58,15 @@ export const PACKED_BY_DEFAULT = true;
 
 // One packed runner per isolate and model. A refused engine file stays refused (its bytes are
 // bundled: retrying cannot fix them), so the promise is cached whatever its outcome.
-const packed = new Map<string, Promise<PackedRunner>>();
+const packed = new Map<string, Promise<PackedEngine>>();
 
-export function packedRunner(model: EdgeModel): Promise<PackedRunner> {
+export function packedRunner(model: EdgeModel): Promise<PackedEngine> {
   const key = model.manifest.fingerprint;
   let runner = packed.get(key);
   if (!runner) {
     const bytes = model.engine;
     runner = bytes
-      ? verifyEngineChecksum(bytes, model.manifest).then(() => new PackedRunner(parsePackedEdge(bytes, model.manifest)))
+      ? verifyEngineChecksum(bytes, model.manifest).then(() => packedEngine(parsePackedEdge(bytes, model.manifest)))
       : Promise.reject(new Error(`"${model.manifest.name}" ships no packed engine`));
     runner.catch(() => {}); // observed by every caller; no unhandled rejection
     packed.set(key, runner);

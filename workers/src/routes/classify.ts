@@ -38,7 +38,7 @@ classify.post("/v1/classify", zValidator("query", ClassifyQuery, queryHook), asy
   });
   // never a null in the answer: a non-finite exit or tail output is a 422 (shared/src/oip.ts)
   checkFiniteOutputs(r.samples);
-  const { at, entropy, logits } = r.samples[0]!;
+  const { at, entropy, logits, ood } = r.samples[0]!;
   logFields(c, { model: manifest.name, exit: at, engine: r.engine, degraded: r.degraded });
   const top = topK(logits, manifest.labels, 5);
   const best = top[0]!;
@@ -50,6 +50,7 @@ classify.post("/v1/classify", zValidator("query", ClassifyQuery, queryHook), asy
     top,
     exit: { at, entropy, threshold, mode: q.exit },
     engine: r.engine,
+    ...(ood !== undefined && { ood }),
     degraded: r.degraded,
     ...(r.degradedReason !== undefined && { degradedReason: r.degradedReason }),
     ...(r.wire !== undefined && { wire: r.wire }),
