@@ -5,7 +5,8 @@
 #   test/e2e/triton.test.ts drives the edge with, apart so that its pins (it caps ml-dtypes)
 #   never change the training toolchain.
 # `npm test` runs it before vitest (`npm run test:pyenv`), scripts/test-python.sh before pytest.
-# PYTHON selects the interpreter used to create them (default: python3).
+# PYTHON selects the interpreter used to create them (default: python3). Arguments name the
+# environments to make (default: both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +29,13 @@ venv() {
   fi
 }
 
-venv .venv training/requirements.txt
-venv .venv-triton test/triton/requirements.txt
+# which: `training` (.venv), `triton` (.venv-triton); both by default (npm run bench asks for training only)
+for which in "${@:-training triton}"; do
+  for name in $which; do
+    case $name in
+      training) venv .venv training/requirements.txt ;;
+      triton) venv .venv-triton test/triton/requirements.txt ;;
+      *) echo "python-env: unknown environment '$name' (training, triton)" >&2; exit 2 ;;
+    esac
+  done
+done

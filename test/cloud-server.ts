@@ -1,18 +1,17 @@
 /**
  * Starts real cloud servers for the tests: the production entry point (cloud/src/server.ts) in
- * a child Node process, on a free port. A child process keeps onnxruntime-node out of the
+ * a child Node process, on a free port (scripts/lib/stack.ts spawnCloud). A child process keeps onnxruntime-node out of the
  * workers project's module pipeline and tests the server as deployed.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { cloudPort, spawnCloud } from "../scripts/lib/stack.js";
 
 /** 32 random bytes in hex, as `openssl rand -hex 32` makes them (both halves refuse weaker ones) */
 export const TEST_SECRET = "d36bb0c0a77604d40fb1c10fe7466066baccecf278bedf2be7bba236251b020a";
 /** another strong secret, for a cloud and an edge that disagree */
 export const OTHER_SECRET = "899f73a095cc20b79e590a91022d96304991a061d39ba43252397d3811977b29";
-const ROOT = resolve(import.meta.dirname, "..");
 
 export interface RunningCloud {
   port: number;
@@ -37,45 +36,22 @@ export interface CloudProcessOptions {
   execArgv?: string[];
 }
 
-export function startCloud(modelsDir: string, opts: CloudProcessOptions = {}): Promise<RunningCloud> {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", ...(opts.execArgv ?? []), "cloud/src/server.ts"], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      FOGLINE_LOG_LEVEL: "warn",
-      ...opts.env,
-      FOGLINE_MODELS_DIR: modelsDir,
-      FOGLINE_HMAC_SECRET: opts.secret ?? TEST_SECRET,
-      FOGLINE_CLOUD_PORT: String(opts.port ?? 0),
-      FOGLINE_CLOUD_HOST: "127.0.0.1",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+export async function startCloud(modelsDir: string, opts: CloudProcessOptions = {}): Promise<RunningCloud> {
+  const proc = spawnCloud({
+    port: opts.port ?? 0,
+    secret: opts.secret ?? TEST_SECRET,
+    execArgv: opts.execArgv,
+    env: { FOGLINE_LOG_LEVEL: "warn", ...opts.env, FOGLINE_MODELS_DIR: modelsDir },
   });
-  let log = "";
-  const exited = new Promise<number | string>((r) => child.once("exit", (code, signal) => r(code ?? signal ?? -1)));
-  const stop = (signal: NodeJS.Signals) => async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    await exited;
+  const port = await cloudPort(proc, 60_000);
+  return {
+    port,
+    close: () => proc.stop({ signal: "SIGTERM", forceAfterMs: null }),
+    kill: () => proc.stop({ signal: "SIGKILL" }),
+    log: () => proc.log(),
+    exited: proc.exited,
+    pid: proc.pid,
   };
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`cloud did not start in 60 s:\n${log}`)), 60_000);
-    let started = false;
-    const onData = (chunk: Buffer) => {
-      log += chunk.toString();
-      const m = /listening on http:\/\/[^:]+:(\d+)/.exec(log);
-      if (m && !started) {
-        started = true;
-        clearTimeout(timer);
-        resolvePromise({ port: Number(m[1]), close: stop("SIGTERM"), kill: stop("SIGKILL"), log: () => log, exited, pid: child.pid! });
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      if (!started) reject(new Error(`cloud exited with ${code}:\n${log}`));
-    });
-  });
 }
 
 /**

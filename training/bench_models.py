@@ -2,7 +2,7 @@
 from a SplitResNet of the shipped model's configuration. Weights are random (seeded): speed does
 not depend on them, and nothing here is served outside the benchmark.
 
-    python -m training.bench_models --like models/cifar10 --out .bench
+    python -m training bench-models --like models/cifar10 --out .bench
 
 writes (all git-ignored, ~3 MB):
     <out>/models/<name>/              the shipped model folder, copied (the round-trip rows)

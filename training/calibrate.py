@@ -1,8 +1,9 @@
 """Threshold calibration: sweep the entropy threshold over validation outputs and pick an
-operating point for a goal. Pure functions (used by export.py and the sweep) plus a CLI that
-re-calibrates a shipped model folder from its ONNX pair.
+operating point for a goal. Pure functions (used by export.py and the sweep), the step that
+writes a folder's calibration into its manifest, and a CLI that re-calibrates a shipped model
+folder from its ONNX pair.
 
-    python -m training.calibrate --model models/cifar10 --data data/cifar10 --goal within=1.0
+    python -m training calibrate --model models/cifar10 --data data/cifar10 --goal within=1.0
 """
 from __future__ import annotations
 
@@ -12,35 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .energy import EnergyModel
-
-
-def softmax_entropy(logits: np.ndarray) -> np.ndarray:
-    """Natural-log softmax entropy, float64, via log-sum-exp (same rule as the Worker)."""
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return -(np.exp(logp) * logp).sum(axis=1)
-
-
-def operating_point(exit_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray, threshold: float,
-                    energy: EnergyModel | None = None) -> dict:
-    """Hybrid figures at one threshold with the serving rule: edge iff entropy < threshold."""
-    at_edge = softmax_entropy(exit_logits) < threshold
-    exit_ok = exit_logits.argmax(1) == labels
-    final_ok = logits.argmax(1) == labels
-    hybrid_ok = np.where(at_edge, exit_ok, final_ok)
-    n_edge = int(at_edge.sum())
-    point = {
-        "threshold": float(threshold),
-        "edgeFraction": n_edge / len(labels),
-        "hybridAccuracy": float(hybrid_ok.mean()),
-        "edgeAccuracy": float(exit_ok[at_edge].mean()) if n_edge else None,
-        "cloudAccuracy": float(final_ok[~at_edge].mean()) if n_edge < len(labels) else None,
-    }
-    if energy is not None:
-        point.update(energy.ratios(point["edgeFraction"]))
-    return point
+from .data import load_source, train_val_split
+from .energy import EnergyModel, PartCounts, load_constants
+from .manifest import write_json
+from .metrics import operating_point, softmax_entropy
+from .onnx_pair import run_pair_on_set
 
 
 def sweep(exit_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray, energy: EnergyModel | None = None,
@@ -130,11 +107,30 @@ def plot(curve: dict, chosen: dict, path: Path, title: str, paper_point: dict | 
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .evaluate import run_pair_on_set
-    from .data import load_source, train_val_split
-    from .manifest import update_calibration
+def update_calibration(folder: Path, exit_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray, goal: str) -> dict:
+    """Sweep on validation outputs of the ONNX pair, write calibration.json/.png, and put the
+    chosen threshold and the validation figures into the manifest."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    energy = EnergyModel(PartCounts.from_manifest(manifest))
+    curve, chosen = calibrate(exit_logits, logits, labels, goal, energy)
+    curve["goal"] = goal
+    curve["chosen"] = chosen
+    write_json(folder / "calibration.json", curve)
+    paper = load_constants()["paperOperatingPoints"].get(manifest["dataset"])
+    plot(curve, chosen, folder / "calibration.png", f"{manifest['name']} ({manifest['version']}), validation, {len(labels)} images", paper)
+    manifest["exit"]["threshold"] = chosen["threshold"]
+    manifest["exit"]["calibration"] = {"goal": goal, "split": "validation", "images": int(len(labels))}
+    manifest["validation"] = {
+        "images": int(len(labels)),
+        "finalAccuracy": curve["finalAccuracy"],
+        "exitAccuracy": curve["exitAccuracy"],
+        **{k: v for k, v in chosen.items() if k != "threshold"},
+    }
+    write_json(folder / "manifest.json", manifest)
+    return manifest
 
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="model folder (edge.onnx, cloud.onnx, manifest.json)")
     ap.add_argument("--data", required=True, help="the training source the model was trained on (validation is carved from it)")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .model import SplitResNet
+from .model import SplitResNet, count_macs, param_counts
 
 ENERGY_JSON = Path(__file__).resolve().parent.parent / "shared" / "energy.json"
 
@@ -41,13 +39,10 @@ class PartCounts:
                    cloud_params=params["cloud"], baseline_params=params["fullPrecisionBaseline"])
 
     @classmethod
-    def from_model(cls, model: "SplitResNet") -> "PartCounts":
+    def from_model(cls, model: SplitResNet) -> "PartCounts":
         """Counts straight from a model definition (the design-space sweep has no manifest for
         most of its points); the same numbers ``build_manifest`` writes, so a manifest's
         ``from_manifest`` and this agree for the exported model."""
-        from .manifest import param_counts  # manifest imports this module: import late
-        from .model import count_macs
-
         m, p = count_macs(model), param_counts(model)
         return cls(bits=max(model.config.weight_bits, model.config.act_bits),
                    edge_quantized_macs=m.edge_quantized, edge_fp_macs=m.edge_full_precision,

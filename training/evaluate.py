@@ -1,7 +1,7 @@
 """Run images through an exported model folder (edge.onnx + cloud.onnx) with exactly the
 Worker's decision: entropy of the exit softmax < threshold -> edge answer, else cloud tail.
 
-    python -m training.evaluate --model models/cifar10 --images path/to/<class>/<image> [--threshold T]
+    python -m training evaluate --model models/cifar10 --images path/to/<class>/<image> [--threshold T]
 
 Class folders are matched to the manifest's labels by name, so the held-back CIFAR test split
 (same layout as the training archives) can be run through it as it is.
@@ -14,47 +14,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from tqdm import tqdm
 
-from .calibrate import operating_point, softmax_entropy
-from .contracts import CLOUD_INPUT, CLOUD_OUTPUT, EDGE_EXIT_LOGITS, EDGE_INPUT, EDGE_SPLIT
-from .data import IMAGE_EXTS, ImageSet
+from .data import IMAGE_EXTS
 from .energy import EnergyModel, PartCounts
+from .metrics import operating_point, softmax_entropy
+from .onnx_pair import run_pair, sessions
 from .preprocess import preprocess
-
-
-def sessions(folder: Path) -> tuple[ort.InferenceSession, ort.InferenceSession, dict]:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    opts = ort.SessionOptions()
-    edge = ort.InferenceSession(str(folder / "edge.onnx"), opts, providers=["CPUExecutionProvider"])
-    cloud = ort.InferenceSession(str(folder / "cloud.onnx"), opts, providers=["CPUExecutionProvider"])
-    return edge, cloud, manifest
-
-
-def normalise_u8(images_nhwc: np.ndarray, manifest: dict) -> np.ndarray:
-    mean = np.asarray(manifest["input"]["mean"], dtype=np.float64)
-    std = np.asarray(manifest["input"]["std"], dtype=np.float64)
-    x = (images_nhwc.astype(np.float64) / 255.0 - mean) / std
-    return x.transpose(0, 3, 1, 2).astype(np.float32)
-
-
-def run_pair(edge: ort.InferenceSession, cloud: ort.InferenceSession, inputs: np.ndarray, batch: int = 250,
-             progress: bool = False) -> dict[str, np.ndarray]:
-    """Edge and cloud outputs for every input (the cloud is run on all, so curves can be drawn)."""
-    exits, splits, logits = [], [], []
-    for i in tqdm(range(0, len(inputs), batch), disable=not progress, desc="onnxruntime", file=sys.stderr):
-        e, s = edge.run([EDGE_EXIT_LOGITS, EDGE_SPLIT], {EDGE_INPUT: inputs[i:i + batch]})
-        (l,) = cloud.run([CLOUD_OUTPUT], {CLOUD_INPUT: s})
-        exits.append(e); splits.append(s); logits.append(l)
-    return {"exit_logits": np.concatenate(exits), "split": np.concatenate(splits), "logits": np.concatenate(logits)}
-
-
-def run_pair_on_set(folder: Path, ds: ImageSet, progress: bool = True) -> dict[str, np.ndarray]:
-    edge, cloud, manifest = sessions(folder)
-    out = run_pair(edge, cloud, normalise_u8(ds.images, manifest), progress=progress)
-    out["labels"] = ds.labels
-    return out
 
 
 def load_encoded_folder(root: Path, labels: list[str]) -> tuple[list[Path], np.ndarray]:

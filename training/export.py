@@ -1,7 +1,7 @@
 """Export a checkpoint to a servable model folder: edge.onnx, cloud.onnx, manifest.json,
 testvectors.json, and (with --data) parity against PyTorch plus threshold calibration.
 
-    python -m training.export --checkpoint runs/cifar10-w1a1-cut16/checkpoint.pt \
+    python -m training export --checkpoint runs/cifar10-w1a1-cut16/checkpoint.pt \
         --out models/cifar10 --name cifar10 --data data/cifar10 --goal within=1.0
 """
 from __future__ import annotations
@@ -19,18 +19,19 @@ import onnx
 import torch
 from PIL import Image
 
-from .data import load_source, train_val_split
+from .calibrate import update_calibration
+from .checkpoint import lineage_of, load_checkpoint_model
 from .contracts import CLOUD_INPUT, CLOUD_OUTPUT
+from .data import ImageSet, TensorLoader, load_source, train_val_split
 from .energy import EnergyModel, PartCounts
-from .evaluate import normalise_u8, run_pair, sessions
-from .manifest import build_manifest, update_calibration, write_json
+from .manifest import build_manifest, write_json
+from .metrics import softmax_entropy
 from .model import SplitResNet
 from .onnx_graph import DEFAULT_INTEGER_CONVS, build_cloud, build_edge
+from .onnx_pair import normalise_u8, run_pair, sessions
 from .pack import pack_folder
 from .preprocess import preprocess
-from .checkpoint import lineage_of, load_checkpoint_model
 from .train import predict
-from .data import TensorLoader, ImageSet
 
 
 def write_onnx(model: SplitResNet, folder: Path, integer_convs: bool = DEFAULT_INTEGER_CONVS) -> None:
@@ -123,8 +124,6 @@ def synthetic_images(seed: int = 7) -> list[tuple[str, str, bytes]]:
 
 def test_vectors(folder: Path, manifest: dict) -> dict:
     edge, cloud, _ = sessions(folder)
-    from .calibrate import softmax_entropy
-
     vectors = []
     for name, ctype, data in synthetic_images():
         x = preprocess(data, manifest["input"]["mean"], manifest["input"]["std"])[None]

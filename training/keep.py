@@ -3,7 +3,7 @@ export and init_from read, without the optimizer, scheduler and loader state (a 
 size; a kept run is a starting point, not a run to resume), with the runs it started from
 written into it (`lineage`, so its provenance outlives their files), and its per-epoch log.
 
-    python -m training.keep runs/cifar10-w1a1-cut16-ft2-cpu [--to checkpoints]
+    python -m training keep runs/cifar10-w1a1-cut16-ft2-cpu [--to checkpoints]
 """
 from __future__ import annotations
 

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrate import calibrate, plot
 from .data import MEAN, STD
-from .energy import EnergyModel, PartCounts, load_constants
-from .model import SplitResNet, count_macs, count_params, exit_features, split_shape, QuantBlock, BasicBlock
+from .model import SplitResNet, count_macs, exit_features, param_counts, split_shape
 
 SCHEMA_VERSION = 1
 
@@ -26,18 +24,6 @@ def fingerprint(edge: Path, cloud: Path) -> str:
     h.update(edge.read_bytes())
     h.update(cloud.read_bytes())
     return h.hexdigest()
-
-
-def param_counts(model: SplitResNet) -> dict:
-    quantized = sum(b.conv1.weight.numel() + b.conv2.weight.numel() for b in model.edge if isinstance(b, QuantBlock))
-    edge_total = count_params(model.stem) + count_params(model.edge) + count_params(model.exit)
-    baseline = SplitResNet(type(model.config)(num_classes=model.config.num_classes, cut=model.config.cut, weight_bits=32, act_bits=32))
-    return {
-        "edgeQuantized": quantized,
-        "edgeFullPrecision": edge_total - quantized,
-        "cloud": count_params(model.tail) + count_params(model.head),
-        "fullPrecisionBaseline": count_params(baseline) - count_params(baseline.exit),
-    }
 
 
 def build_manifest(model: SplitResNet, name: str, dataset: str, labels: list[str], folder: Path,
@@ -56,7 +42,7 @@ def build_manifest(model: SplitResNet, name: str, dataset: str, labels: list[str
         "architecture": {"base": "resnet32", "cut": cfg.cut, "weightBits": cfg.weight_bits, "activationBits": cfg.act_bits,
                          "exitHead": "avgpool3-fc", "exitFeatures": exit_features(cfg.cut)},
         "split": {"name": "split", "shape": [c, h, w]},
-        "exit": {"threshold": float(np.log(len(labels))) / 2, "entropy": "natural", "rule": "entropy < threshold"},  # "calibration" added by update_calibration
+        "exit": {"threshold": float(np.log(len(labels))) / 2, "entropy": "natural", "rule": "entropy < threshold"},  # "calibration" added by calibrate.update_calibration
         "macs": {"edgeQuantized": macs.edge_quantized, "edgeFullPrecision": macs.edge_full_precision, "exitHead": macs.exit_head,
                  "cloud": macs.cloud, "cloudFc": macs.cloud_fc, "fullPrecisionBaseline": macs.full_precision_baseline},
         "params": param_counts(model),
@@ -69,26 +55,3 @@ def build_manifest(model: SplitResNet, name: str, dataset: str, labels: list[str
 
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def update_calibration(folder: Path, exit_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray, goal: str) -> dict:
-    """Sweep on validation outputs of the ONNX pair, write calibration.json/.png, and put the
-    chosen threshold and the validation figures into the manifest."""
-    manifest = json.loads((folder / "manifest.json").read_text())
-    energy = EnergyModel(PartCounts.from_manifest(manifest))
-    curve, chosen = calibrate(exit_logits, logits, labels, goal, energy)
-    curve["goal"] = goal
-    curve["chosen"] = chosen
-    write_json(folder / "calibration.json", curve)
-    paper = load_constants()["paperOperatingPoints"].get(manifest["dataset"])
-    plot(curve, chosen, folder / "calibration.png", f"{manifest['name']} ({manifest['version']}), validation, {len(labels)} images", paper)
-    manifest["exit"]["threshold"] = chosen["threshold"]
-    manifest["exit"]["calibration"] = {"goal": goal, "split": "validation", "images": int(len(labels))}
-    manifest["validation"] = {
-        "images": int(len(labels)),
-        "finalAccuracy": curve["finalAccuracy"],
-        "exitAccuracy": curve["exitAccuracy"],
-        **{k: v for k, v in chosen.items() if k != "threshold"},
-    }
-    write_json(folder / "manifest.json", manifest)
-    return manifest

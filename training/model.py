@@ -2,7 +2,8 @@
 full-precision cloud tail (Long, Chakraborty, Roy 2020; docs/background.md#the-network).
 
 The model holds no training code. ``forward`` always returns (exit_logits, split, logits) so
-batching and export stay simple; the exit *policy* is a pure function (``exit_mask``).
+batching and export stay simple; the exit *policy* (entropy < threshold) is applied outside
+it (``metrics.py``, as the Worker does).
 """
 from __future__ import annotations
 
@@ -210,11 +211,6 @@ def entropy(logits: Tensor) -> Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
-def exit_mask(exit_logits: Tensor, threshold: float) -> Tensor:
-    """True where the sample is answered at the edge: entropy strictly below the threshold."""
-    return entropy(exit_logits) < threshold
-
-
 # ---- MAC and parameter counting (from the module structure, cross-checked against ONNX) ----
 
 @dataclass
@@ -276,12 +272,19 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def edge_modules(model: SplitResNet) -> list[nn.Module]:
-    return [model.stem, model.edge, model.exit]
-
-
-def cloud_modules(model: SplitResNet) -> list[nn.Module]:
-    return [model.tail, model.head]
+def param_counts(model: SplitResNet) -> dict:
+    """Parameters per precision class (the manifest's ``params``, the energy model's memory
+    term): quantized edge conv weights, the rest of the edge (stem, BN, shortcuts, exit head),
+    the cloud part, and the full-precision ResNet-32 without the exit."""
+    quantized = sum(b.conv1.weight.numel() + b.conv2.weight.numel() for b in model.edge if isinstance(b, QuantBlock))
+    edge_total = count_params(model.stem) + count_params(model.edge) + count_params(model.exit)
+    baseline = SplitResNet(type(model.config)(num_classes=model.config.num_classes, cut=model.config.cut, weight_bits=32, act_bits=32))
+    return {
+        "edgeQuantized": quantized,
+        "edgeFullPrecision": edge_total - quantized,
+        "cloud": count_params(model.tail) + count_params(model.head),
+        "fullPrecisionBaseline": count_params(baseline) - count_params(baseline.exit),
+    }
 
 
 def load_matching(model: nn.Module, state: dict[str, Tensor]) -> list[str]:

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from .contracts import CLOUD_INPUT, CLOUD_OUTPUT, EDGE_EXIT_LOGITS, EDGE_INPUT, EDGE_SPLIT
-from .model import BasicBlock, QuantBlock, Shortcut, SplitResNet, EXIT_POOL
+from .model import EXIT_POOL, BasicBlock, QuantBlock, Shortcut, SplitResNet, split_shape
 from .quant import FULL_PRECISION, exit_weight_codes, levels, weight_codes
 
 OPSET = 17
@@ -343,7 +343,6 @@ def build_cloud(model: SplitResNet) -> onnx.ModelProto:
 
 
 def model_split_shape(model: SplitResNet) -> tuple[int, int, int]:
-    from .model import split_shape
     return split_shape(model.config.cut)
 
 

@@ -21,7 +21,7 @@ OOD sets (none of them is any model's training data):
                 (the cat for CIFAR-10, the rocket for CIFAR-100, ...) is left out (far OOD)
   synthetic     uniform and Gaussian noise, solid colours, gradients, checkerboards
 
-    python -m training.ood --model models/cifar10 --data '../shared/datasets/cifar10-train-*.tar.gz' \\
+    python -m training ood --model models/cifar10 --data '../shared/datasets/cifar10-train-*.tar.gz' \\
         --other '../shared/datasets/cifar100-train-*.tar.gz'
 
 writes the manifest's `ood` section (thresholds and the measured rates) and prints the rates.
@@ -36,9 +36,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .contracts import CLOUD_INPUT, CLOUD_OUTPUT, EDGE_EXIT_LOGITS, EDGE_INPUT, EDGE_SPLIT
 from .data import load_source, train_val_split
-from .evaluate import normalise_u8, sessions
 from .manifest import write_json
+from .metrics import softmax_entropy
+from .onnx_pair import normalise_u8, sessions
 from .preprocess import area_weights
 from .wire import decode_activation, encode_activation
 
@@ -149,8 +151,6 @@ def served_heads(folder: Path, images_u8: np.ndarray, precision: str = "int8", b
                  desc: str | None = None) -> dict[str, np.ndarray]:
     """Exit and final logits as the Worker serves them: the final head runs on the split
     activation after its trip over the wire at `precision`, one image per frame."""
-    from .contracts import CLOUD_INPUT, CLOUD_OUTPUT, EDGE_EXIT_LOGITS, EDGE_INPUT, EDGE_SPLIT
-
     edge, cloud, manifest = sessions(folder)
     inputs = normalise_u8(images_u8, manifest)
     exits, finals = [], []
@@ -167,8 +167,6 @@ def served_heads(folder: Path, images_u8: np.ndarray, precision: str = "int8", b
 
 def routes(heads: dict[str, np.ndarray], exit_threshold: float) -> np.ndarray:
     """True where exit=auto answers at the edge (exit entropy < `exit_threshold`)."""
-    from .calibrate import softmax_entropy
-
     return softmax_entropy(heads["edge"]) < exit_threshold
 
 

@@ -274,13 +274,19 @@ def _exit_weight(g: _Graph, cast: onnx.NodeProto, mul: onnx.NodeProto) -> tuple[
     return codes, scale.ravel()
 
 
-def _write(structure: dict) -> bytes:
+def _write(structure: dict, onnx_refs: dict[tuple[str, bytes], str] | None = None) -> bytes:
+    """The file; with onnx_refs ((dtype, little-endian bytes) -> initializer name of the source
+    edge.onnx, k-bit format), a tensor the graph holds byte for byte as an initializer's raw_data
+    is written as a reference {"onnx": name, "length", "dtype"} instead of a copy in the blob."""
     blob = bytearray()
 
     def tensor(a: np.ndarray) -> dict:
         dtype = {np.dtype(t): name for name, t in DTYPES.items()}[a.dtype]
+        data = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+        if onnx_refs and (dtype, data) in onnx_refs:
+            return {"onnx": onnx_refs[(dtype, data)], "length": int(a.size), "dtype": dtype}
         ref = {"offset": len(blob), "length": int(a.size), "dtype": dtype}
-        blob.extend(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes())
+        blob.extend(data)
         blob.extend(b"\0" * (-len(blob) % 4))  # every tensor starts 4-aligned (typed array views)
         return ref
 
@@ -310,9 +316,12 @@ def pack_edge(edge_bytes: bytes) -> bytes:
     if ops[2:5] == ["Mul", "Add", "Clip"]:
         from .pack_kbit import parse_kbit_edge  # it builds on this module's graph reader
 
+        from .pack_kbit import onnx_raw_initializers
+
         structure = parse_kbit_edge(model)
-    else:
-        structure = parse_edge(model)
+        structure["source"] = {"file": "edge.onnx", "sha256": sha256_bytes(edge_bytes)}
+        return _write(structure, onnx_raw_initializers(model))
+    structure = parse_edge(model)
     structure["source"] = {"file": "edge.onnx", "sha256": sha256_bytes(edge_bytes)}
     return _write(structure)
 
@@ -323,8 +332,9 @@ def engine_format(data: bytes) -> str:
     return str(json.loads(data[12:12 + n])["format"])
 
 
-def read_engine(data: bytes) -> dict:
-    """Engine file -> header with every tensor ref replaced by its numpy array (for tests and tools)."""
+def read_engine(data: bytes, edge_bytes: bytes | None = None) -> dict:
+    """Engine file -> header with every tensor ref replaced by its numpy array (for tests and
+    tools); edge_bytes: the source edge.onnx, for the references to its initializers (k-bit)."""
     if data[:4] != MAGIC:
         raise ValueError("not a packed engine file (magic)")
     version, n = struct.unpack_from("<II", data, 4)
@@ -335,9 +345,19 @@ def read_engine(data: bytes) -> dict:
     if len(blob) != header["blobBytes"]:
         raise ValueError("engine file is truncated or has trailing bytes")
 
+    inits: dict[str, onnx.TensorProto] = {}
+    if edge_bytes is not None:
+        if sha256_bytes(edge_bytes) != header["source"]["sha256"]:
+            raise ValueError("edge.onnx is not the file the engine was built from")
+        inits = {t.name: t for t in onnx.load_model_from_string(edge_bytes).graph.initializer}
+
     def walk(v):
         if isinstance(v, dict) and set(v) == {"offset", "length", "dtype"}:
             return np.frombuffer(blob, np.dtype(DTYPES[v["dtype"]]).newbyteorder("<"), v["length"], v["offset"]).copy()
+        if isinstance(v, dict) and set(v) == {"onnx", "length", "dtype"}:
+            if v["onnx"] not in inits:
+                raise ValueError(f"the engine refers to edge.onnx's {v['onnx']!r}: pass edge_bytes (the source edge.onnx)")
+            return np.frombuffer(inits[v["onnx"]].raw_data, np.dtype(DTYPES[v["dtype"]]).newbyteorder("<"), v["length"]).copy()
         if isinstance(v, dict):
             return {k: walk(x) for k, x in v.items()}
         if isinstance(v, list):

@@ -14,22 +14,30 @@ zero point. The graph shape it accepts is what training/onnx_graph.py builds for
 Anything else raises NotPackable and the model stays on onnxruntime.
 
 Header (same container as the binary file: magic, version, JSON header, blob):
-    format "fogline-packed-kbit/1" (contracts.json packed.kbitFormat), source, input, stem,
+    format "fogline-packed-kbit/2" (contracts.json packed.kbitFormat), source, input, stem,
     actBits (n = 2^actBits - 1: levels L in 0..n, ConvInteger input q = 2L, zero point n),
     blocks[]: cin, cout, stride, h, w, bnScale, bnShift, conv1, conv1Zero, conv1Scale, midScale,
         midShift, conv2, conv2Zero, scale, then shift | shortcutWeight + shortcutBias,
     split, exit (as the binary file), blobBytes.
 A conv's weights (conv1, conv2) are the uint8 ConvInteger weights [cout][cin][3][3] halved (they
-are even: odd codes plus an odd zero point) and stored two per byte, element 2i in the low nibble
-of byte i, 2i+1 in the high one; the code the engine multiplies is 2 * nibble - zero.
+are even: odd codes plus an odd zero point) and stored two per byte as onnx_graph.uint8_weight
+stores them: with half = ceil(count / 2), element i in the low nibble of byte i, element half + i
+in its high one; the code the engine multiplies is 2 * nibble - zero.
+Version 2 (issue 19): a tensor that edge.onnx holds byte for byte as an initializer's raw_data
+(the nibble-packed weights, the float32 affines, the exit FC's int8 codes, ...) is not copied
+into the blob but referred to, {"onnx": name, "length", "dtype"} in place of {"offset", ...}:
+the Worker bundles edge.onnx anyway, so each weight ships once (the cifar100 file went from
+171 KiB, 144 KiB gzip, to a header of a few KiB). The reader needs that edge.onnx (its sha256 is
+the header's source.sha256 and the manifest's files.edge.sha256).
 """
 from __future__ import annotations
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from .contracts import PACKED
-from .pack import NotPackable, _attrs, _channel_vector, _conv_geometry, _Graph, parse_exit, parse_stem
+from .pack import DTYPES, NotPackable, _attrs, _channel_vector, _conv_geometry, _Graph, parse_exit, parse_stem
 
 KBIT_FORMAT: str = PACKED["kbitFormat"]
 # 2..4-bit activations: a level L <= 15 is a valid operand of the engine's i8 x i7 dot product,
@@ -133,18 +141,33 @@ def _kbit_conv(g: _Graph, q: str, n: int) -> tuple[onnx.NodeProto, np.ndarray, i
 
 
 def pack_nibbles(halves: np.ndarray) -> np.ndarray:
-    """uint8 values < 16 -> bytes, element 2i in the low nibble, 2i+1 in the high one."""
+    """uint8 values < 16 -> bytes as onnx_graph.uint8_weight stores them: with half =
+    ceil(count / 2), element i in the low nibble of byte i and element half + i in its high one
+    (so a nibble-packed edge.onnx holds exactly these bytes, and the file refers to them)."""
     flat = halves.ravel().astype(np.uint8)
-    if flat.size % 2:
-        flat = np.concatenate([flat, np.zeros(1, np.uint8)])
-    return (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
+    half = (flat.size + 1) // 2
+    u = np.zeros(2 * half, np.uint8)
+    u[: flat.size] = flat
+    return (u[:half] | (u[half:] << 4)).astype(np.uint8)
 
 
 def unpack_nibbles(data: np.ndarray, count: int) -> np.ndarray:
     """Inverse of pack_nibbles: the first count values."""
-    out = np.empty(2 * data.size, np.uint8)
-    out[0::2], out[1::2] = data & 15, data >> 4
-    return out[:count]
+    return np.concatenate([data & 15, data >> 4]).astype(np.uint8)[:count]
+
+
+def onnx_raw_initializers(model: onnx.ModelProto) -> dict[tuple[str, bytes], str]:
+    """(dtype name, little-endian bytes) -> name of each initializer stored as raw_data in one of
+    the file's element types: what the writer refers to instead of copying (pack._write)."""
+    names = {np.dtype(t): name for name, t in DTYPES.items()}
+    out: dict[tuple[str, bytes], str] = {}
+    for t in model.graph.initializer:
+        if not t.raw_data or t.data_location == onnx.TensorProto.EXTERNAL:
+            continue
+        a = numpy_helper.to_array(t)
+        if a.dtype in names:
+            out.setdefault((names[a.dtype], bytes(t.raw_data)), t.name)
+    return out
 
 
 def _dequantize(g: _Graph, acc: str, cout: int) -> tuple[onnx.NodeProto, np.ndarray]:

@@ -1,7 +1,7 @@
 """Measure training speed: median seconds per optimisation step of a preset on random data
 (no dataset needed), and the projected seconds per 45,000-image epoch.
 
-    python -m training.speed --config training/configs/cifar10-w1a1-cut16.json [--steps 20] [key=value ...]
+    python -m training speed --config training/configs/cifar10-w1a1-cut16.json [--steps 20] [key=value ...]
 """
 from __future__ import annotations
 

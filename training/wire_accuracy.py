@@ -3,7 +3,7 @@ validation split: the edge graph runs once, its split tensor goes through exactl
 quantization of shared/src/wire.ts (encode then decode, one request = one tensor, as
 POST /v1/classify sends it), and the cloud graph runs on the result.
 
-    python -m training.wire_accuracy --model models/cifar10 --data data/cifar10 [--out .bench/wire-accuracy.json]
+    python -m training wire-accuracy --model models/cifar10 --data data/cifar10 [--out .bench/wire-accuracy.json]
 
 Reports, per precision: final-exit accuracy (every sample through the cloud), hybrid accuracy at the
 manifest's threshold, agreement of the cloud's argmax with fp32, and the largest logit change.
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrate import softmax_entropy
 from .contracts import CLOUD_INPUT, CLOUD_OUTPUT, EDGE_EXIT_LOGITS, EDGE_INPUT, EDGE_SPLIT, WIRE_ELEMENT_BYTES
 from .data import load_source, train_val_split
-from .evaluate import normalise_u8, sessions
-from .wire import int8_params, js_round, quantize_int8  # noqa: F401 (js_round: re-exported for the tests)
+from .metrics import softmax_entropy
+from .onnx_pair import normalise_u8, sessions
+from .wire import int8_params, quantize_int8
 
 PRECISIONS = tuple(WIRE_ELEMENT_BYTES)
 

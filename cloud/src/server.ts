@@ -63,7 +63,7 @@ const server = serve(
     },
   },
   (info) => {
-    // the test harness and scripts/start.mjs read this line (port 0 picks a free port)
+    // the test harness and scripts/start.ts read this line (port 0 picks a free port)
     console.log(`fogline cloud listening on http://${host}:${info.port} (models: ${[...models.keys()].join(", ")})`);
   },
 ) as Server;

@@ -2,7 +2,7 @@
  * Benchmark-only baseline "everything in the cloud": the whole full-precision ResNet-32 in
  * onnxruntime-node behind the same API (`POST /v1/classify` with an image body; the same shared
  * upload, decode and preprocessing code as the edge; top-5 in the same shape). One intra-op
- * thread, like the cloud half's default. Started by scripts/bench.mjs:
+ * thread, like the cloud half's default. Started by scripts/bench.ts:
  *   node --import tsx scripts/bench/full-cloud.ts <full_fp.onnx> <manifest.json> <port>
  */
 import { serve } from "@hono/node-server";

@@ -1,4 +1,4 @@
-// The bench's report (run by bench.mjs under tsx): the table of one run, issue 7's goals (and issue 19's for the
+// The bench's report (run by bench.ts under tsx): the table of one run, issue 7's goals (and issue 19's for the
 // other shipped models, e.g. the k-bit cifar100 edge) judged against it, and the section of
 // docs/performance.md it writes (`npm run bench -- --doc`). Pure functions of the results JSON,
 // so test/node/bench-report.test.ts checks the verdicts without running the bench.
@@ -10,13 +10,13 @@ interface Trip { p50Ms: number; p90Ms: number; p99Ms: number; p99OverP50: number
 interface Size { rawKiB: number; gzipKiB: number }
 type Precision = "fp32" | "fp16" | "int8";
 interface WireAccuracy { hybridAccuracy?: number; hybridCostPoints: number; finalCostPoints: number }
-/** The parts of scripts/bench.mjs's results JSON that the report reads. */
+/** The parts of scripts/bench.ts's results JSON that the report reads. */
 export interface BenchResults {
   command: string;
   started: string;
   machine: { cpu?: string; cores: number; memGiB: number; platform: string; node: string; loadavgBefore: number[]; loadavgAfter: number[] };
   model: { name: string; version: string };
-  edgeInWorkerd: { perInference: Record<string, Timing>; pairedRatios: Record<string, number> };
+  edgeInWorkerd: { perInference: Record<string, Timing>; pairedRatios: Record<string, number | null> };
   nodeOrt: { timings: Record<string, Timing> };
   roundTrip: Record<string, Trip>;
   coldStart: Record<string, { medianMs: number; samplesMs: number[]; laterAnswersMs: { second: number; tenth: number }[] }>;

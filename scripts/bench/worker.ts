@@ -68,8 +68,8 @@ async function bench(req: Request): Promise<Response> {
   if (url.pathname === "/__bench/session" && url.searchParams.get("engine") === "packed") {
     const bytes = model.engine;
     if (!bytes) throw new Error(`${model.manifest.name} ships no packed engine`);
-    await verifyEngineChecksum(bytes, model.manifest);
-    await runEdge(packedEngine(parsePackedEdge(bytes, model.manifest)), image);
+    await verifyEngineChecksum(bytes, model.manifest, model.edgeOnnx);
+    await runEdge(packedEngine(parsePackedEdge(bytes, model.manifest, model.edgeOnnx)), image);
     return Response.json({ ok: true });
   }
   if (url.pathname === "/__bench/session") {

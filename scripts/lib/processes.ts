@@ -1,6 +1,6 @@
 /**
  * The processes of a running stack (`npm start`: the Node cloud and wrangler dev's workerd) and
- * their memory, for the load test (scripts/loadtest.mjs) and the e2e memory test
+ * their memory, for the load test (scripts/loadtest.ts) and the e2e memory test
  * (test/e2e/memory.test.ts). Linux and macOS (`ps`); Linux only for the peak (`/proc`).
  */
 import { spawnSync } from "node:child_process";

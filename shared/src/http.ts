@@ -7,6 +7,7 @@ import type { Context, ErrorHandler, Handler, MiddlewareHandler, NotFoundHandler
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { matchedRoutes } from "hono/route";
+import { timingSafeEqual } from "hono/utils/buffer";
 import { ApiError, errorBody, isOipPath, oipErrorBody, type ErrorCode } from "./errors.js";
 import { createLogger, type LogFields, type Logger } from "./log.js";
 import { METRICS_CONTENT_TYPE, type HttpMetrics, type Registry } from "./metrics.js";
@@ -95,22 +96,19 @@ export function observe(metrics: HttpMetrics, logger: (c: Context) => Logger): M
   };
 }
 
-function constantTimeEqual(a: string, b: string): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i) | 0) ^ (b.charCodeAt(i) | 0);
-  return diff === 0;
-}
-
 /**
  * `GET /metrics` in Prometheus text format. When a token is configured the scraper must send
- * `Authorization: Bearer <token>` (both halves face the internet); without one it is open.
+ * `Authorization: Bearer <token>` (both halves face the internet); without one it is open. The
+ * token is compared with hono's `timingSafeEqual`. Not hono's `bearerAuth`: it answers 400 (not
+ * 401) for a malformed header, accepts only token68 characters, and its plain-text 401 would
+ * bypass the JSON error envelope (`onError`).
  */
 export function metricsHandler(registry: Registry, token: (c: Context) => string | undefined): Handler {
-  return (c) => {
+  return async (c) => {
     const want = token(c);
     if (want) {
       const got = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1]?.trim() ?? "";
-      if (!constantTimeEqual(got, want)) throw new ApiError("unauthorized", "GET /metrics needs Authorization: Bearer <metrics token>");
+      if (!(await timingSafeEqual(got, want))) throw new ApiError("unauthorized", "GET /metrics needs Authorization: Bearer <metrics token>");
     }
     return c.body(registry.render(), 200, { "content-type": METRICS_CONTENT_TYPE, "cache-control": "no-store" });
   };

@@ -79,12 +79,6 @@ function readFrame(bytes: Uint8Array, format: ImageFormat): Frame {
   return { width: jpeg.width, height: jpeg.height, bitsPerPixel: 8 * n, interlaced: false, components: n, jpeg };
 }
 
-/** Width and height from the header, without decoding. */
-export function readDimensions(bytes: Uint8Array, format: ImageFormat): { width: number; height: number } {
-  const { width, height } = readFrame(bytes, format);
-  return { width, height };
-}
-
 /**
  * Peak bytes a decode holds, from the header (an upper bound of what the decoders allocate,
  * checked by test/node/image-memory.test.ts). A non-interlaced PNG streams: two scanlines and

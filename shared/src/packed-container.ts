@@ -5,6 +5,7 @@
  */
 import * as z from "zod";
 import { CONTRACTS } from "./contracts.js";
+import { ONNX_DTYPE, onnxInitializers, type OnnxInitializer } from "./onnx-initializers.js";
 import type { Manifest } from "./schemas/manifest.js";
 
 /** the file's constants: shared/contracts.json ("packed"), which training/pack.py reads too */
@@ -21,11 +22,20 @@ export class EngineFileError extends Error {
 }
 
 export const dim = z.number().int().positive();
-export const TensorRef = z.object({
-  offset: z.number().int().nonnegative().multipleOf(4),
-  length: z.number().int().nonnegative(),
-  dtype: z.enum(["f32", "i32", "u32", "i8", "u8"]),
-});
+const Dtype = z.enum(["f32", "i32", "u32", "i8", "u8"]);
+/** A tensor of the file: in its blob (offset), or (k-bit format) an initializer of the edge.onnx
+ * it was built from, by name: that initializer's raw_data, the same numbers byte for byte. */
+export const TensorRef = z
+  .object({
+    offset: z.number().int().nonnegative().multipleOf(4).optional(),
+    onnx: z.string().min(1).optional(),
+    length: z.number().int().nonnegative(),
+    dtype: Dtype,
+  })
+  .strict()
+  // one object with a check rather than a union: a fresh isolate parses ~100 of these, and a
+  // union that fails its first branch builds that branch's errors each time
+  .refine((r) => (r.offset === undefined) !== (r.onnx === undefined), "a tensor has either offset or onnx");
 export type TensorRef = z.infer<typeof TensorRef>;
 /** The exit head, the same in both formats. */
 export const ExitHeader = z.object({ pool: dim, weight: TensorRef, weightScale: TensorRef, bias: TensorRef });
@@ -45,8 +55,9 @@ type TypedArray = Float32Array | Int32Array | Uint32Array | Int8Array | Uint8Arr
 export type TensorReader = <T extends TypedArray>(ref: TensorRef, dtype: TensorRef["dtype"], length: number, what: string) => T;
 
 /** The container both formats share: magic, version, JSON header, blob (checked against the
- * manifest's edge.onnx). Returns the header as JSON, a 4-aligned copy of the blob and its reader. */
-export function readEngineContainer(bytes: ArrayBuffer, manifest: Manifest): { json: unknown; blob: Uint8Array; tensor: TensorReader; fail: Fail } {
+ * manifest's edge.onnx). Returns the header as JSON, a 4-aligned copy of the blob and its reader.
+ * edgeOnnx: the model's edge.onnx, where the header refers to its initializers (k-bit files). */
+export function readEngineContainer(bytes: ArrayBuffer, manifest: Manifest, edgeOnnx?: ArrayBuffer): { json: unknown; blob: Uint8Array; tensor: TensorReader; fail: Fail } {
   const fail: Fail = (why: string): never => {
     throw new EngineFileError(`packed engine of "${manifest.name}": ${why}`);
   };
@@ -74,12 +85,29 @@ export function readEngineContainer(bytes: ArrayBuffer, manifest: Manifest): { j
   // the blob is 4-aligned within a copy we own (typed arrays need aligned offsets)
   const own = new Uint8Array(blob.byteLength);
   own.set(blob);
+  let inits: Map<string, OnnxInitializer> | undefined;
   const tensor: TensorReader = <T extends TypedArray>(ref: TensorRef, dtype: TensorRef["dtype"], length: number, what: string): T => {
     if (ref.dtype !== dtype) fail(`${what} is ${ref.dtype}, expected ${dtype}`);
     if (ref.length !== length) fail(`${what} has ${ref.length} values, expected ${length}`);
     const C = { f32: Float32Array, i32: Int32Array, u32: Uint32Array, i8: Int8Array, u8: Uint8Array }[dtype];
-    if (ref.offset + C.BYTES_PER_ELEMENT * length > own.byteLength) fail(`${what} lies outside the blob`);
-    return new C(own.buffer, ref.offset, length) as T;
+    if (ref.onnx !== undefined) {
+      if (!edgeOnnx) return fail(`${what} is edge.onnx's "${ref.onnx}": the engine needs the model's edge.onnx`);
+      try {
+        inits ??= onnxInitializers(new Uint8Array(edgeOnnx));
+      } catch (e) {
+        return fail(`edge.onnx: ${(e as Error).message}`);
+      }
+      const init = inits.get(ref.onnx);
+      if (!init?.raw) return fail(`${what}: edge.onnx has no raw initializer "${ref.onnx}"`);
+      if (init.dataType !== ONNX_DTYPE[dtype]) fail(`${what}: edge.onnx's "${ref.onnx}" has element type ${init.dataType}, expected ${dtype}`);
+      if (init.raw.byteLength !== C.BYTES_PER_ELEMENT * length) fail(`${what}: edge.onnx's "${ref.onnx}" has ${init.raw.byteLength} bytes, expected ${C.BYTES_PER_ELEMENT * length}`);
+      // a copy: typed arrays need aligned offsets, and the engine may keep it
+      const copy = init.raw.slice();
+      return new C(copy.buffer, 0, length) as T;
+    }
+    const offset = ref.offset ?? 0;
+    if (offset + C.BYTES_PER_ELEMENT * length > own.byteLength) fail(`${what} lies outside the blob`);
+    return new C(own.buffer, offset, length) as T;
   };
   return { json, blob: own, tensor, fail };
 }
@@ -97,6 +125,11 @@ export function parseSplitAndExit(split: readonly [number, number, number], head
   if (codes.includes(-128)) fail("exit.weight has a code of -128 (int8 codes lie in [-127, 127])");
   const rowScale = tensor<Float32Array>(exit.weightScale, "f32", classes, "exit.weightScale");
   // float(code) * scale rounded to float32: exactly what edge.onnx's Cast and Mul compute (ORT folds them)
-  const weight = Float32Array.from(codes, (q, i) => q * rowScale[Math.floor(i / features)]!);
+  // (a plain loop: a fresh isolate runs this once, where a per-element callback is slow)
+  const weight = new Float32Array(codes.length);
+  for (let r = 0; r < classes; r++) {
+    const s = rowScale[r]!;
+    for (let j = r * features; j < (r + 1) * features; j++) weight[j] = codes[j]! * s;
+  }
   return { pool: k, weight, bias: tensor<Float32Array>(exit.bias, "f32", classes, "exit.bias"), features, classes };
 }

@@ -1,8 +1,10 @@
 /**
- * The k-bit packed engine file (format `fogline-packed-kbit/1`, issue 19; written by
+ * The k-bit packed engine file (format `fogline-packed-kbit/2`, issue 19; written by
  * training/pack_kbit.py, layout there and in docs/contracts.md): a W2A2..W4A4 edge graph as its
  * ConvInteger weight codes, zero points, quantizer affines and float32 parts, derived from
- * edge.onnx. Parsed and checked here against the manifest; workers/src/engine/kbit.ts runs it.
+ * edge.onnx. Its tensors are references to edge.onnx's initializers (the same bytes) wherever
+ * the graph holds them as such, so the Worker bundles each weight once: parsing needs the
+ * model's edge.onnx. Parsed and checked here against the manifest; workers/src/engine/kbit.ts runs it.
  */
 import * as z from "zod";
 import { dim, ExitHeader, type Fail, type PackedExit, parseSplitAndExit, type TensorReader, TensorRef } from "./packed-container.js";
@@ -92,16 +94,28 @@ export function parseKbitEdge(json: unknown, blob: Uint8Array, tensor: TensorRea
   const r = KbitHeader.safeParse(json);
   if (!r.success) return fail(`header: ${z.prettifyError(r.error)}`);
   const h = r.data;
-  // codes: two per byte (element 2i low nibble), each the uint8 weight halved: code = 2 * nibble - zero
+  // codes: two per byte as edge.onnx's nibble initializers hold them (element i in the low nibble
+  // of byte i, element half + i in its high nibble, half = ceil(count / 2)), each the uint8
+  // weight halved: code = 2 * nibble - zero
   const codes = (ref: TensorRef, zero: number, count: number, what: string): Int8Array => {
     if (zero < 1 || zero > MAX_CODE || zero % 2 !== 1) fail(`${what}: zero point ${zero} (odd, at most ${MAX_CODE})`);
-    const bytes = tensor<Uint8Array>(ref, "u8", Math.ceil(count / 2), what);
+    const half = Math.ceil(count / 2);
+    const bytes = tensor<Uint8Array>(ref, "u8", half, what);
     const out = new Int8Array(count);
-    for (let i = 0; i < count; i++) {
-      const code = 2 * ((bytes[i >> 1]! >> ((i & 1) * 4)) & 15) - zero;
-      if (code > MAX_CODE || code < -MAX_CODE) fail(`${what}: code ${code} beyond +-${MAX_CODE}`);
-      out[i] = code;
+    // codes lie in [-zero, 30 - zero]: within +-MAX_CODE unless a nibble exceeds (MAX_CODE + zero) / 2
+    const top = (MAX_CODE + zero) >> 1;
+    let big = 0;
+    for (let i = 0; i < half; i++) {
+      const b = bytes[i]!;
+      out[i] = 2 * (b & 15) - zero;
+      big |= (b & 15) > top ? 1 : 0;
     }
+    for (let i = half; i < count; i++) {
+      const h = bytes[i - half]! >> 4;
+      out[i] = 2 * h - zero;
+      big |= h > top ? 1 : 0;
+    }
+    if (big) fail(`${what}: a code beyond +-${MAX_CODE}`);
     return out;
   };
   const [inC, inH, inW] = h.input;

@@ -80,8 +80,8 @@ export interface PackedEdge {
 const outSize = (n: number, stride: number) => Math.floor((n - 1) / stride) + 1;
 
 /** Parses and checks an engine file, either format, against the model's manifest. Throws EngineFileError. */
-export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest): AnyPackedEdge {
-  const { json, blob, tensor, fail } = readEngineContainer(bytes, manifest);
+export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest, edgeOnnx?: ArrayBuffer): AnyPackedEdge {
+  const { json, blob, tensor, fail } = readEngineContainer(bytes, manifest, edgeOnnx);
   const format = (json as { format?: unknown } | null)?.format;
   if (format === ENGINE_KBIT_FORMAT) return parseKbitEdge(json, blob, tensor, fail, manifest);
   const r = EngineHeader.safeParse(json);
@@ -153,12 +153,20 @@ export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest): AnyPack
   return { kind: "binary", sourceSha256: h.source.sha256, input: h.input, stem, blocks, split, exit, blob: own };
 }
 
-/** sha256 of the engine file must equal manifest.files.engine.sha256 (crypto.subtle: Web standard). */
-export async function verifyEngineChecksum(bytes: ArrayBuffer, manifest: Manifest): Promise<void> {
+/** sha256 of the engine file must equal manifest.files.engine.sha256 (crypto.subtle: Web standard);
+ * with edgeOnnx (whose initializers a k-bit file refers to), its sha256 must equal
+ * manifest.files.edge.sha256 too. */
+export async function verifyEngineChecksum(bytes: ArrayBuffer, manifest: Manifest, edgeOnnx?: ArrayBuffer): Promise<void> {
   const expected = manifest.files.engine?.sha256;
   if (!expected) throw new EngineFileError(`"${manifest.name}" has no packed engine in its manifest`);
   const got = bytesToHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
   if (got !== expected) {
     throw new EngineFileError(`packed engine of "${manifest.name}": sha256 ${got.slice(0, 12)}… differs from manifest.files.engine.sha256 ${expected.slice(0, 12)}… (corrupt or stale file)`);
+  }
+  if (edgeOnnx) {
+    const edge = bytesToHex(new Uint8Array(await crypto.subtle.digest("SHA-256", edgeOnnx)));
+    if (edge !== manifest.files.edge.sha256) {
+      throw new EngineFileError(`packed engine of "${manifest.name}": edge.onnx sha256 ${edge.slice(0, 12)}… differs from manifest.files.edge.sha256 ${manifest.files.edge.sha256.slice(0, 12)}… (stale engine file or edge.onnx: export and pack again)`);
+    }
   }
 }

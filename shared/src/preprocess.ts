@@ -123,10 +123,6 @@ export function normalize(planar: Float64Array, spec: InputSpec): Float32Array {
   return out;
 }
 
-export function preprocessRgb(img: RgbImage, spec: InputSpec): Float32Array {
-  return normalize(resizeArea(img, spec.height, spec.width), spec);
-}
-
 /** Bytes of a PNG/JPEG upload to the model input tensor data (`[1, 3, h, w]`), decoded row by
  * row into the resize: the image itself is never held (image.ts, `decodeRows`). */
 export function preprocessImage(bytes: Uint8Array, spec: InputSpec, limits?: DecodeLimits): Float32Array {

@@ -148,7 +148,7 @@ beforeAll(async () => {
     name: "fogline-edge",
     modulesRoot: outdir,
     modules: bundleModules(outdir),
-    // what scripts/start.mjs gives the stack's Worker (and its secret), pointed at the stack's cloud
+    // what scripts/start.ts gives the stack's Worker (and its secret), pointed at the stack's cloud
     bindings: {
       ...workerOptions.bindings,
       CLOUD_URL: inject("cloudUrl"),

@@ -5,12 +5,11 @@
  * MAX_ABS_ACTIVATION still get finite logits.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newNonce, sign } from "../../shared/src/hmac.js";
 import { ErrorResponse, TailResponse } from "../../shared/src/schemas/index.js";
 import type { WirePrecision } from "../../shared/src/schemas/classify.js";
-import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
 import { parseManifest, type Manifest } from "../../shared/src/schemas/manifest.js";
 import { encodeActivation, MAX_ABS_ACTIVATION } from "../../shared/src/wire.js";
+import { signedTailRequest, tailUrl } from "../../shared/src/tail-request.js";
 import { startCloud, TEST_SECRET, type RunningCloud } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";
 import { DEFAULT_MODEL } from "../shared/fixtures.js";
@@ -25,15 +24,7 @@ beforeAll(async () => {
 afterAll(() => cloud?.close());
 
 async function call(body: Uint8Array): Promise<{ status: number; text: string }> {
-  const f = { fingerprint: manifest.fingerprint, timestamp: String(Math.floor(Date.now() / 1000)), nonce: newNonce() };
-  const headers = {
-    "content-type": TAIL_CONTENT_TYPE,
-    [TAIL_HEADERS.fingerprint]: f.fingerprint,
-    [TAIL_HEADERS.timestamp]: f.timestamp,
-    [TAIL_HEADERS.nonce]: f.nonce,
-    [TAIL_HEADERS.signature]: await sign(TEST_SECRET, f, body),
-  };
-  const res = await fetch(`http://127.0.0.1:${cloud.port}/v1/tail/${DEFAULT_MODEL}`, { method: "POST", body: body as Uint8Array<ArrayBuffer>, headers });
+  const res = await fetch(tailUrl(`http://127.0.0.1:${cloud.port}`, DEFAULT_MODEL), await signedTailRequest({ secret: TEST_SECRET, fingerprint: manifest.fingerprint, body }));
   return { status: res.status, text: await res.text() };
 }
 

@@ -10,11 +10,12 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newNonce, sign } from "../../shared/src/hmac.js";
+import { newNonce } from "../../shared/src/hmac.js";
 import { ErrorResponse } from "../../shared/src/schemas/index.js";
 import { parseManifest } from "../../shared/src/schemas/manifest.js";
 import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
 import { encodeActivation, encodedSize } from "../../shared/src/wire.js";
+import { signedTailRequest } from "../../shared/src/tail-request.js";
 import { startCloud, TEST_SECRET, type RunningCloud } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";
 import { DEFAULT_MODEL, vectorsFor } from "../shared/fixtures.js";
@@ -125,18 +126,10 @@ describe("the cloud server (real process, raw HTTP)", () => {
 
     it("401 for a replayed signature, without waiting for the body", async () => {
       const body = encodeActivation(split, [1, ...manifest.split.shape], manifest.fingerprint, "int8");
-      const fields = { fingerprint: manifest.fingerprint, timestamp: String(Math.floor(Date.now() / 1000)), nonce: newNonce() };
-      const headers = {
-        [TAIL_HEADERS.fingerprint]: fields.fingerprint,
-        [TAIL_HEADERS.timestamp]: fields.timestamp,
-        [TAIL_HEADERS.nonce]: fields.nonce,
-        [TAIL_HEADERS.signature]: await sign(TEST_SECRET, fields, body),
-      };
-      const first = await fetch(`http://127.0.0.1:${cloud.port}/v1/tail/${DEFAULT_MODEL}`, {
-        method: "POST",
-        body: body as Uint8Array<ArrayBuffer>,
-        headers: { ...headers, "content-type": TAIL_CONTENT_TYPE },
-      });
+      const call = await signedTailRequest({ secret: TEST_SECRET, fingerprint: manifest.fingerprint, body });
+      const first = await fetch(`http://127.0.0.1:${cloud.port}/v1/tail/${DEFAULT_MODEL}`, call);
+      // the same signed headers again over raw HTTP (tailHead adds the content type)
+      const { "content-type": _, ...headers } = call.headers;
       expect(first.status).toBe(200);
       const { socket, answer } = raw(cloud.port, tailHead(cloud.port, { ...headers, "content-length": String(body.length) }));
       const a = await answer;

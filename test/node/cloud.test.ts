@@ -1,10 +1,11 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createCloudApp } from "../../cloud/src/app.js";
-import { newNonce, sign } from "../../shared/src/hmac.js";
+import { newNonce } from "../../shared/src/hmac.js";
 import { ErrorResponse, TailResponse } from "../../shared/src/schemas/index.js";
 import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
 import type { WirePrecision } from "../../shared/src/schemas/classify.js";
 import { encodeActivation } from "../../shared/src/wire.js";
+import { signedTailRequest } from "../../shared/src/tail-request.js";
 import { loadModels } from "../../cloud/src/models.js";
 import { OTHER_SECRET, TEST_SECRET } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";
@@ -41,16 +42,13 @@ async function makeTailRequest(o: TailOverrides = {}): Promise<Response> {
   const split = Float32Array.from(withSplit[0]!.split!);
   const fingerprint = o.fingerprint ?? m.fingerprint;
   const body = o.body ?? encodeActivation(split, [1, ...m.split.shape], fingerprint, o.precision ?? "fp32");
-  const ts = String(o.timestamp ?? Math.floor(now.ms / 1000));
-  const signedFp = o.signedFingerprint ?? fingerprint;
-  const nonce = o.nonce ?? newNonce();
-  const headers: Record<string, string> = {
-    "content-type": TAIL_CONTENT_TYPE,
-    [TAIL_HEADERS.timestamp]: ts,
-    [TAIL_HEADERS.fingerprint]: signedFp,
-    [TAIL_HEADERS.nonce]: nonce,
-    [TAIL_HEADERS.signature]: await sign(o.secret ?? TEST_SECRET, { fingerprint: signedFp, timestamp: ts, nonce }, body),
-  };
+  const { headers } = await signedTailRequest({
+    secret: o.secret ?? TEST_SECRET,
+    fingerprint: o.signedFingerprint ?? fingerprint,
+    body,
+    timestampS: o.timestamp ?? Math.floor(now.ms / 1000),
+    nonce: o.nonce,
+  });
   for (const [k, v] of Object.entries(o.headers ?? {})) {
     if (v === undefined) delete headers[k];
     else headers[k] = v;
@@ -237,18 +235,7 @@ describe("limits", () => {
     const call = async () => {
       const m = manifest();
       const body = encodeActivation(Float32Array.from(withSplit[0]!.split!), [1, ...m.split.shape], m.fingerprint, "int8");
-      const fields = { fingerprint: m.fingerprint, timestamp: String(Math.floor(now.ms / 1000)), nonce: newNonce() };
-      return small.request(`/v1/tail/${DEFAULT_MODEL}`, {
-        method: "POST",
-        body: body as Uint8Array<ArrayBuffer>,
-        headers: {
-          "content-type": TAIL_CONTENT_TYPE,
-          [TAIL_HEADERS.timestamp]: fields.timestamp,
-          [TAIL_HEADERS.fingerprint]: fields.fingerprint,
-          [TAIL_HEADERS.nonce]: fields.nonce,
-          [TAIL_HEADERS.signature]: await sign(TEST_SECRET, fields, body),
-        },
-      });
+      return small.request(`/v1/tail/${DEFAULT_MODEL}`, await signedTailRequest({ secret: TEST_SECRET, fingerprint: m.fingerprint, body, timestampS: Math.floor(now.ms / 1000) }));
     };
     expect((await call()).status).toBe(200);
     expect((await call()).status).toBe(200);

@@ -16,9 +16,9 @@ const read = (p: string) => readFileSync(join(ROOT, p), "utf8");
 
 afterAll(() => rmSync(dirname(OUT), { recursive: true, force: true }));
 
-describe("scripts/build-cloud.mjs (what cloud/Dockerfile and the systemd unit run)", () => {
+describe("scripts/build-cloud.ts (what cloud/Dockerfile and the systemd unit run)", () => {
   it("bundles a cloud server that starts with plain node and serves /healthz", async () => {
-    const build = spawnSync(process.execPath, ["scripts/build-cloud.mjs", OUT], { cwd: ROOT, encoding: "utf8" });
+    const build = spawnSync(process.execPath, ["--import", "tsx", "scripts/build-cloud.ts", OUT], { cwd: ROOT, encoding: "utf8" });
     expect(build.status, build.stderr).toBe(0);
     const child = spawn(process.execPath, [OUT], {
       cwd: dirname(OUT),
@@ -65,7 +65,7 @@ describe("cloud/Dockerfile", () => {
   });
 
   it("runs the bundle as a non-root user, listening on all interfaces, with a health check", () => {
-    expect(dockerfile).toMatch(/RUN node scripts\/build-cloud\.mjs/);
+    expect(dockerfile).toMatch(/RUN node --import tsx scripts\/build-cloud\.ts/);
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/FOGLINE_CLOUD_HOST=0\.0\.0\.0/);
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\n.*\/healthz/m);
@@ -98,16 +98,16 @@ describe("docs/deploy.md", () => {
   });
 });
 
-describe("npm run deploy (scripts/deploy.mjs): no dev CLOUD_URL in production", () => {
+describe("npm run deploy (scripts/deploy.ts): no dev CLOUD_URL in production", () => {
   const deploy = (args: string[], cloudUrl?: string) => {
     const env: NodeJS.ProcessEnv = { ...process.env, WRANGLER_SEND_METRICS: "false" };
     delete env.CLOUD_URL;
     if (cloudUrl !== undefined) env.CLOUD_URL = cloudUrl;
-    return spawnSync(process.execPath, ["scripts/deploy.mjs", ...args], { cwd: ROOT, env, encoding: "utf8" });
+    return spawnSync(process.execPath, ["--import", "tsx", "scripts/deploy.ts", ...args], { cwd: ROOT, env, encoding: "utf8" });
   };
 
   it("is what `npm run deploy` runs, and wrangler.toml ships no CLOUD_URL of its own", () => {
-    expect(JSON.parse(read("package.json")).scripts.deploy).toBe("node scripts/deploy.mjs");
+    expect(JSON.parse(read("package.json")).scripts.deploy).toBe("node --import tsx scripts/deploy.ts");
     const vars = /^\[vars\]\n([\s\S]*?)(?=^\[)/m.exec(read("wrangler.toml"))![1]!;
     expect(vars).not.toMatch(/^\s*CLOUD_URL\s*=/m);
     expect(read("wrangler.toml")).not.toMatch(/^\s*CLOUD_URL\s*=\s*"http:\/\/(127\.|localhost)/m);
@@ -148,7 +148,7 @@ describe("npm run deploy (scripts/deploy.mjs): no dev CLOUD_URL in production", 
 
 /**
  * The guard of every `wrangler deploy`, `npm run deploy` or not: wrangler.toml's [build] command
- * (scripts/check-deploy-config.mjs). These run real deploys, not --dry-run (a dry run only reports
+ * (scripts/check-deploy-config.ts). These run real deploys, not --dry-run (a dry run only reports
  * the verdict), made harmless: no credentials (a fresh HOME, no CLOUDFLARE_* variables, stdin not
  * a terminal) and the API base URL on a closed local port. wrangler runs the custom build before
  * it asks for credentials, so a refused deploy ends with our message, and one the guard lets
@@ -181,7 +181,7 @@ describe("a bare `wrangler deploy` (wrangler.toml [build]): no CLOUD_URL but htt
   const NO_TOKEN = /necessary to set a CLOUDFLARE_API_TOKEN/;
 
   it("is the first step of wrangler.toml's [build] command", () => {
-    expect(read("wrangler.toml")).toMatch(/^command = "node scripts\/check-deploy-config\.mjs && /m);
+    expect(read("wrangler.toml")).toMatch(/^command = "node --import tsx scripts\/check-deploy-config\.ts && /m);
   });
 
   it.each<[string, string[], Record<string, string>, RegExp]>([

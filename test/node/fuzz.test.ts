@@ -7,12 +7,12 @@
  * Reproduce a failure with FUZZ_SEED=<seed> (printed in the assertion message).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newNonce, sign } from "../../shared/src/hmac.js";
 import { ERROR_CODES } from "../../shared/src/errors.js";
 import { ErrorResponse, TailResponse } from "../../shared/src/schemas/index.js";
 import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
 import { parseManifest, type Manifest } from "../../shared/src/schemas/manifest.js";
 import { encodeActivation } from "../../shared/src/wire.js";
+import { signedTailRequest } from "../../shared/src/tail-request.js";
 import { startCloud, TEST_SECRET, type RunningCloud } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";
 import { argmax, DEFAULT_MODEL, maxAbsDiff, vectorsFor } from "../shared/fixtures.js";
@@ -32,14 +32,7 @@ beforeAll(async () => {
 afterAll(() => cloud?.close());
 
 async function signedHeaders(body: Uint8Array, fingerprint = manifest.fingerprint): Promise<Record<string, string>> {
-  const fields = { fingerprint, timestamp: String(Math.floor(Date.now() / 1000)), nonce: newNonce() };
-  return {
-    "content-type": TAIL_CONTENT_TYPE,
-    [TAIL_HEADERS.fingerprint]: fields.fingerprint,
-    [TAIL_HEADERS.timestamp]: fields.timestamp,
-    [TAIL_HEADERS.nonce]: fields.nonce,
-    [TAIL_HEADERS.signature]: await sign(TEST_SECRET, fields, body),
-  };
+  return (await signedTailRequest({ secret: TEST_SECRET, fingerprint, body })).headers;
 }
 
 async function tailParity(): Promise<void> {

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import contracts from "../../shared/contracts.json" with { type: "json" };
 import { MAX_BATCH } from "../../shared/src/contracts.js";
-import { ENGINE_FORMAT, ENGINE_MAGIC, ENGINE_MAX_CHANNELS, ENGINE_VERSION, parsePackedEdge, verifyEngineChecksum } from "../../shared/src/packed.js";
+import { ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAGIC, ENGINE_MAX_CHANNELS, ENGINE_VERSION, parsePackedEdge, verifyEngineChecksum } from "../../shared/src/packed.js";
 import type { Manifest } from "../../shared/src/schemas/manifest.js";
 import { CLOUD_INPUT, CLOUD_OUTPUT, EDGE_INPUT, EDGE_OUTPUTS } from "../../shared/src/runner.js";
 import type { WirePrecision } from "../../shared/src/schemas/classify.js";
@@ -84,5 +84,54 @@ describe("shared/contracts.json is what the TypeScript side uses", () => {
     expect([ENGINE_MAGIC, ENGINE_VERSION, ENGINE_FORMAT, ENGINE_MAX_CHANNELS]).toEqual([contracts.packed.magic, contracts.packed.version, contracts.packed.format, contracts.packed.maxChannels]);
     // the edge's MAX_BATCH (workers/src/infer/pipeline.ts) is this one; test/workers/oip.test.ts uses it
     expect([MAX_BATCH, DEFAULT_MAX_BATCH]).toEqual([contracts.batch.maxBatch, contracts.batch.maxBatch]);
+  });
+});
+
+describe("golden k-bit engine file (test/golden/packed-kbit.bin + packed-kbit-edge.onnx, written by training/pack.py)", () => {
+  const expected = JSON.parse(new TextDecoder().decode(golden("packed-kbit.json"))) as {
+    edgeSha256: string;
+    packedSha256: string;
+    input: number[];
+    split: number[];
+    classes: number;
+    actBits: number;
+    blocks: number;
+    stemBias: number[];
+    exitBias: number[];
+    conv1Codes: number[];
+    conv1CodeSum: number;
+  };
+  const manifest = {
+    name: "golden-kbit",
+    input: { height: expected.input[1], width: expected.input[2] },
+    split: { shape: expected.split },
+    labels: Array.from({ length: expected.classes }, (_, i) => `c${i}`),
+    files: { edge: { sha256: expected.edgeSha256 }, engine: { sha256: expected.packedSha256 } },
+  } as unknown as Manifest;
+  const own = (f: string) => {
+    const b = golden(f);
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  };
+
+  it("is the file byte for byte (sha256, its edge.onnx too) and parses, with that ONNX, to the numbers it was written from", async () => {
+    await verifyEngineChecksum(own("packed-kbit.bin"), manifest, own("packed-kbit-edge.onnx"));
+    const e = parsePackedEdge(own("packed-kbit.bin"), manifest, own("packed-kbit-edge.onnx"));
+    if (e.kind !== "kbit") throw new Error(`expected the k-bit format, got ${e.kind}`);
+    expect(e.sourceSha256).toBe(expected.edgeSha256);
+    expect(e.actBits).toBe(expected.actBits);
+    expect([...e.split]).toEqual(expected.split);
+    expect(e.blocks).toHaveLength(expected.blocks);
+    expect(Array.from(e.stem.bias)).toEqual(expected.stemBias);
+    expect(Array.from(e.exit.bias)).toEqual(expected.exitBias);
+    expect(Array.from(e.blocks[0]!.conv1.subarray(0, expected.conv1Codes.length))).toEqual(expected.conv1Codes);
+    expect(e.blocks[0]!.conv1.reduce((a, c) => a + c, 0)).toBe(expected.conv1CodeSum);
+    const header = JSON.parse(new TextDecoder().decode(golden("packed-kbit.bin").subarray(12, 12 + new DataView(own("packed-kbit.bin")).getUint32(8, true)))) as { format: string };
+    expect(header.format).toBe(ENGINE_KBIT_FORMAT);
+    expect(ENGINE_KBIT_FORMAT).toBe(contracts.packed.kbitFormat);
+  });
+
+  it("needs its edge.onnx: without it, or with another, it is refused", () => {
+    expect(() => parsePackedEdge(own("packed-kbit.bin"), manifest)).toThrow(/needs the model's edge.onnx/);
+    expect(() => parsePackedEdge(own("packed-kbit.bin"), manifest, own("packed-edge.onnx"))).toThrow(/edge.onnx has no raw initializer/);
   });
 });

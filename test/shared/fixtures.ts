@@ -37,7 +37,7 @@ export const DEFAULT_MODEL = "cifar10";
 
 export function vectorsFor(model: string = DEFAULT_MODEL): TestVectors {
   const raw = testVectors[model];
-  if (!raw) throw new Error(`models/${model}/testvectors.json is missing (run scripts/gen-model-registry.mjs)`);
+  if (!raw) throw new Error(`models/${model}/testvectors.json is missing (run scripts/gen-model-registry.ts)`);
   return TestVectors.parse(raw);
 }
 

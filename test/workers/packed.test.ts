@@ -17,6 +17,7 @@ import { ClassifyResponse, ErrorResponse } from "../../shared/src/schemas/index.
 import { entropy, exitsAtEdge } from "../../shared/src/entropy.js";
 import { app } from "../../workers/src/app.js";
 import { packedEngine, type PackedEngine } from "../../workers/src/engine/engine.js";
+import { KbitRunner } from "../../workers/src/engine/kbit.js";
 import type { PackedTrace } from "../../workers/src/engine/packed.js";
 import { initOrt } from "../../workers/src/infer/ort.js";
 import { EDGE_SESSION_OPTIONS, edgeRunner, PACKED_BY_DEFAULT, selectRunner } from "../../workers/src/infer/session.js";
@@ -44,16 +45,47 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 async function packedFor(model: EdgeModel): Promise<PackedEngine> {
-  await verifyEngineChecksum(model.engine!, model.manifest);
-  return packedEngine(parsePackedEdge(model.engine!, model.manifest));
+  await verifyEngineChecksum(model.engine!, model.manifest, model.edgeOnnx);
+  return packedEngine(parsePackedEdge(model.engine!, model.manifest, model.edgeOnnx));
 }
 
 describe("packed engine vs onnxruntime-web", () => {
   it("ships for both shipped models: the binary engine for cifar10, the k-bit one for cifar100", () => {
     expect(packedModels()).toEqual(expect.arrayContaining(["cifar10", "cifar100"]));
     expect(parsePackedEdge(getModel("cifar10").engine!, getModel("cifar10").manifest).kind).toBe("binary");
-    const kbit = parsePackedEdge(getModel("cifar100").engine!, getModel("cifar100").manifest);
+    const kbit = parsePackedEdge(getModel("cifar100").engine!, getModel("cifar100").manifest, getModel("cifar100").edgeOnnx);
     expect(kbit.kind === "kbit" && kbit.actBits).toBe(getModel("cifar100").manifest.architecture.activationBits);
+  });
+
+  it("the k-bit file refers to its edge.onnx's weights: it needs that file, and refuses another or a damaged one", async () => {
+    const m = getModel("cifar100");
+    // every weight lives once in the bundle: the engine file is a header and the few tensors the graph does not hold as they are
+    expect(m.engine!.byteLength).toBeLessThan(m.edgeOnnx.byteLength / 10);
+    expect(() => parsePackedEdge(m.engine!, m.manifest)).toThrow(/needs the model's edge.onnx/);
+    expect(() => parsePackedEdge(m.engine!, m.manifest, getModel("cifar10").edgeOnnx)).toThrow(/edge.onnx has no raw initializer/);
+    await expect(verifyEngineChecksum(m.engine!, m.manifest, getModel("cifar10").edgeOnnx)).rejects.toThrow(/edge.onnx sha256 .* differs from manifest.files.edge.sha256/);
+    const cut = m.edgeOnnx.slice(0, m.edgeOnnx.byteLength - 1000);
+    expect(() => parsePackedEdge(m.engine!, m.manifest, cut)).toThrow(EngineFileError);
+  });
+
+  it("cifar100: the k-bit convs' multi-chunk path (i16 sums of 8 channel pairs, added in i32) gives the same sums and outputs", () => {
+    const m = getModel("cifar100");
+    const edge = parsePackedEdge(m.engine!, m.manifest, m.edgeOnnx);
+    if (edge.kind !== "kbit") throw new Error("cifar100 is a k-bit edge");
+    // the shipped edge fits every conv in one chunk (16-64 channels); force 8 pairs (16 channels)
+    const one = new KbitRunner(edge);
+    const chunked = new KbitRunner(edge, undefined, 8);
+    for (const v of vectorsFor("cifar100").vectors) {
+      const feeds = { image: { data: Float32Array.from(v.input), dims: [1, 3, m.manifest.input.height, m.manifest.input.width] } };
+      const ta: PackedTrace = { levels: [], sums: [], floats: [] };
+      const tb: PackedTrace = { levels: [], sums: [], floats: [] };
+      const a = one.runSync(feeds, ta);
+      const b = chunked.runSync(feeds, tb);
+      // every level and sum of every conv, the split and the logits: identical (maxDiff 0)
+      ta.sums.forEach((pair, i) => pair.forEach((x, j) => expect(maxDiff(tb.sums[i]![j]!, x), `sums ${i}.${j}`).toBe(0)));
+      ta.levels.forEach((pair, i) => pair.forEach((x, j) => expect(maxDiff(tb.levels[i]![j]!, x), `levels ${i}.${j}`).toBe(0)));
+      for (const k of Object.keys(a)) expect(maxDiff(b[k]!.data as Float32Array, a[k]!.data as Float32Array), k).toBe(0);
+    }
   });
 
   it.each(packedModels())("%s: every activation level and integer sum equals ORT's on every test vector", async (name) => {

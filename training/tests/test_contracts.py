@@ -11,6 +11,7 @@ import pytest
 
 from training import contracts, pack, pack_kbit, sweep
 from training.pack import pack_edge, read_engine, sha256_bytes
+from training.pack_kbit import unpack_nibbles
 from training.wire import decode_activation, encode_activation
 from training.wire_accuracy import wire_roundtrip
 
@@ -53,3 +54,18 @@ def test_packed_golden_file_byte_for_byte():
     assert e["split"] == expected["split"] and len(e["blocks"]) == expected["blocks"]
     np.testing.assert_array_equal(e["stem"]["bias"], np.float32(expected["stemBias"]))
     np.testing.assert_array_equal(e["exit"]["bias"], np.float32(expected["exitBias"]))
+
+
+def test_packed_kbit_golden_file_byte_for_byte():
+    edge = (GOLDEN / "packed-kbit-edge.onnx").read_bytes()
+    golden = (GOLDEN / "packed-kbit.bin").read_bytes()
+    expected = json.loads((GOLDEN / "packed-kbit.json").read_text())
+    assert sha256_bytes(edge) == expected["edgeSha256"] and sha256_bytes(golden) == expected["packedSha256"]
+    assert pack_edge(edge) == golden
+    e = read_engine(golden, edge)
+    assert golden[:4].decode() == contracts.PACKED["magic"] and e["format"] == contracts.PACKED["kbitFormat"]
+    assert e["actBits"] == expected["actBits"] and e["split"] == expected["split"] and len(e["blocks"]) == expected["blocks"]
+    np.testing.assert_array_equal(e["stem"]["bias"], np.float32(expected["stemBias"]))
+    np.testing.assert_array_equal(e["exit"]["bias"], np.float32(expected["exitBias"]))
+    codes = unpack_nibbles(e["blocks"][0]["conv1"], 16 * 16 * 9).astype(int) * 2 - e["blocks"][0]["conv1Zero"]
+    assert codes[:len(expected["conv1Codes"])].tolist() == expected["conv1Codes"] and int(codes.sum()) == expected["conv1CodeSum"]

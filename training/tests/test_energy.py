@@ -1,17 +1,16 @@
 import json
+from pathlib import Path
 
 import pytest
 
 from training.energy import ENERGY_JSON, EnergyModel, PartCounts
-from training.manifest import param_counts
-from training.model import ModelConfig, SplitResNet, count_macs
+from training.model import ModelConfig, SplitResNet
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def counts_for(cut: int, bits: int) -> PartCounts:
-    model = SplitResNet(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits))
-    m, p = count_macs(model), param_counts(model)
-    return PartCounts(bits, m.edge_quantized, m.edge_full_precision, m.exit_head, m.cloud - m.cloud_fc, m.cloud_fc,
-                      p["edgeQuantized"], p["edgeFullPrecision"], p["cloud"], p["fullPrecisionBaseline"])
+    return PartCounts.from_model(SplitResNet(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits)))
 
 
 def test_paper_arithmetic_with_the_papers_rounded_macs():
@@ -49,10 +48,15 @@ def test_constants_come_from_the_shared_file():
     assert e.mac_pj(4) == k["horowitz45nm"]["pj"]["int8Mult"] + k["horowitz45nm"]["pj"]["int32Add"]
 
 
-@pytest.mark.parametrize("cut,bits", [(4, 2), (16, 1), (24, 4), (20, 32)])
-def test_part_counts_from_model_match_the_manual_construction(cut, bits):
-    model = SplitResNet(ModelConfig(num_classes=10, cut=cut, weight_bits=bits, act_bits=bits))
-    assert PartCounts.from_model(model) == counts_for(cut, bits)
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_part_counts_of_a_model_are_those_its_shipped_manifest_states(name):
+    """The sweep counts from a model definition, the Worker and the report from the manifest the
+    export wrote: both must price the shipped network the same."""
+    manifest = json.loads((MODELS / name / "manifest.json").read_text())
+    a = manifest["architecture"]
+    model = SplitResNet(ModelConfig(num_classes=len(manifest["labels"]), cut=a["cut"], weight_bits=a["weightBits"],
+                                    act_bits=a["activationBits"]))
+    assert PartCounts.from_model(model) == PartCounts.from_manifest(manifest)
 
 
 def test_totals_add_the_cloud_only_for_samples_that_stay():

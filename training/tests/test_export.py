@@ -9,7 +9,6 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from training.calibrate import calibrate, operating_point, softmax_entropy
 from training.config import TrainConfig
 from training.export import main as export_main, parity
 from training.data import ImageSet
@@ -113,27 +112,6 @@ def test_integer_edge_split_is_bitwise_close_to_float_edge():
     b = ort.InferenceSession(build_edge(model, False).SerializeToString()).run(None, {"image": x})
     for p, q in zip(a, b):
         np.testing.assert_allclose(p, q, atol=1e-4)
-
-
-def test_calibration_picks_most_edge_exits_within_tolerance():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 2000)
-    conf = rng.uniform(0, 8, 2000)
-    exit_logits = rng.normal(0, 1, (2000, 10))
-    right = rng.uniform(size=2000) < 0.5 + conf / 16  # confident exits are right more often
-    exit_logits[np.arange(2000), np.where(right, labels, (labels + 1) % 10)] += conf
-    logits = np.full((2000, 10), -5.0)
-    logits[np.arange(2000), labels] = 5.0  # the final head is always right
-    curve, chosen = calibrate(exit_logits, logits, labels, "within=5.0")
-    assert chosen["hybridAccuracy"] >= 0.95 - 1e-12
-    # a slightly higher threshold would break the goal (the choice is the largest edge share)
-    ent = np.sort(softmax_entropy(exit_logits))
-    nxt = ent[ent >= chosen["threshold"]]
-    if len(nxt) > 1:
-        assert operating_point(exit_logits, logits, labels, float(nxt[1]) + 1e-9)["hybridAccuracy"] < 0.95
-    assert curve["points"][0]["edgeFraction"] == 0.0 and curve["points"][-1]["edgeFraction"] == 1.0
-    _, fixed = calibrate(exit_logits, logits, labels, "threshold=0.5")
-    assert fixed["threshold"] == 0.5
 
 
 def test_export_cli_writes_a_servable_folder(tmp_path, synthetic_folder, monkeypatch):

@@ -1,9 +1,8 @@
-import math
 
 import pytest
 import torch
 
-from training.model import VALID_CUTS, ModelConfig, SplitResNet, count_macs, exit_features, exit_mask, entropy, split_shape
+from training.model import VALID_CUTS, ModelConfig, SplitResNet, count_macs, exit_features, split_shape
 
 # docs/background.md#cut-points (from the authors' code): cut -> (exit features, split shape, MACs in millions:
 # quantized edge, full-precision edge, cloud)
@@ -43,16 +42,6 @@ def test_invalid_config_is_rejected():
         ModelConfig(cut=12)
     with pytest.raises(ValueError):
         ModelConfig(weight_bits=3)
-
-
-def test_exit_mask_is_strict_entropy_rule():
-    confident = torch.tensor([[10.0, 0, 0]])
-    uniform = torch.zeros(1, 3)
-    assert exit_mask(confident, 0.1).item() is True
-    assert exit_mask(uniform, 1.2).item() is True  # ln 3 = 1.0986 < 1.2
-    h = entropy(uniform).item()
-    assert abs(h - math.log(3)) < 1e-12
-    assert exit_mask(uniform, h).item() is False  # strictly below
 
 
 def test_realign_blocks_lands_each_tensor_on_the_same_resnet_block():

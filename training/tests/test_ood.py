@@ -91,7 +91,7 @@ def test_shipped_models_carry_a_calibration_that_holds_on_held_out_validation(na
 
 
 def test_served_heads_run_the_final_head_after_the_int8_wire():
-    from training.evaluate import normalise_u8, run_pair, sessions
+    from training.onnx_pair import normalise_u8, run_pair, sessions
 
     images = ood.synthetic(5, np.random.default_rng(0))
     heads = ood.served_heads(MODELS / "cifar10", images)

@@ -73,7 +73,8 @@ def assert_kbit_round_trip(edge: onnx.ModelProto, bits: int) -> None:
     """Every number of a k-bit engine file equals the ONNX graph's: the float32 initializers bit
     for bit, and the codes (nibbles * 2 - zero point) the uint8 ConvInteger weights minus theirs,
     compared with the plain (not nibble-packed) export of the same model."""
-    e = read_engine(pack_edge(edge.SerializeToString()))
+    data = edge.SerializeToString()
+    e = read_engine(pack_edge(data), data)
     assert e["format"] == KBIT_FORMAT and e["actBits"] == bits
     inits = initializers(edge)
     convs = [n for n in edge.graph.node if n.op_type == "ConvInteger"]
@@ -105,9 +106,11 @@ def test_round_trip_of_a_kbit_edge(bits, cut):
     # plain uint8 weights: the initializers to compare with
     assert_kbit_round_trip(build_edge(model, True, pack_nibbles=False), bits)
     # 4-bit weights as nibbles unpacked by BitShift/Concat/Reshape: the same engine numbers
-    with_nibbles = pack_edge(build_edge(model, True).SerializeToString())
-    plain = read_engine(pack_edge(build_edge(model, True, pack_nibbles=False).SerializeToString()))
-    for a, b in zip(read_engine(with_nibbles)["blocks"], plain["blocks"]):
+    nibbles_edge = build_edge(model, True).SerializeToString()
+    with_nibbles = pack_edge(nibbles_edge)
+    plain_edge = build_edge(model, True, pack_nibbles=False).SerializeToString()
+    plain = read_engine(pack_edge(plain_edge), plain_edge)
+    for a, b in zip(read_engine(with_nibbles, nibbles_edge)["blocks"], plain["blocks"]):
         np.testing.assert_array_equal(a["conv1"], b["conv1"])
         np.testing.assert_array_equal(a["conv2"], b["conv2"])
 
@@ -119,8 +122,29 @@ def test_the_shipped_kbit_model_and_its_committed_engine_file():
     committed = (SHIPPED_KBIT / FILE_NAME).read_bytes()
     assert manifest["files"]["engine"] == {"path": FILE_NAME, "sha256": sha256_bytes(committed), "format": KBIT_FORMAT}
     assert committed == pack_edge(data)  # deterministic, and up to date
-    e = read_engine(committed)
+    e = read_engine(committed, data)
     assert e["source"]["sha256"] == manifest["files"]["edge"]["sha256"] and e["actBits"] == manifest["architecture"]["activationBits"]
+
+
+def test_a_kbit_file_refers_to_its_edge_onnx_instead_of_copying_it():
+    """Format 2: every tensor edge.onnx holds byte for byte (the nibble-packed weights, the float32
+    affines, the exit codes) is a reference by initializer name, so the Worker bundles each weight
+    once; the nibbles are in the ONNX's order, so even the plain (one code per byte) export's
+    nibbles, stored in the blob, read back the same."""
+    model = randomised(ModelConfig(num_classes=10, cut=16, weight_bits=4, act_bits=4))
+    edge = build_edge(model, True)
+    data = edge.SerializeToString()
+    packed = pack_edge(data)
+    (n,) = np.frombuffer(packed[8:12], "<u4")
+    header = json.loads(packed[12:12 + n])
+    assert header["blobBytes"] == 0
+    names = {t.name for t in edge.graph.initializer}
+    for b in header["blocks"]:
+        assert b["conv1"]["onnx"].endswith(".nibbles") and b["conv1"]["onnx"] in names and b["bnScale"]["onnx"] in names
+    with pytest.raises(ValueError, match="pass edge_bytes"):
+        read_engine(packed)
+    with pytest.raises(ValueError, match="not the file the engine was built from"):
+        read_engine(packed, build_edge(randomised(ModelConfig(num_classes=10, cut=16, weight_bits=4, act_bits=4), seed=1), True).SerializeToString())
 
 
 @pytest.mark.parametrize("bits,integer,cut,why", [
@@ -196,6 +220,6 @@ def test_export_packs_w1a1_and_kbit_edges_and_only_those(tmp_path, bits):
     if bits <= 4:
         assert files["engine"]["sha256"] == sha256_bytes((out / FILE_NAME).read_bytes())
         assert files["engine"]["format"] == (FORMAT if bits == 1 else KBIT_FORMAT)
-        assert read_engine((out / FILE_NAME).read_bytes())["source"]["sha256"] == files["edge"]["sha256"]
+        assert read_engine((out / FILE_NAME).read_bytes(), (out / "edge.onnx").read_bytes())["source"]["sha256"] == files["edge"]["sha256"]
     else:
         assert "engine" not in files and not (out / FILE_NAME).exists()

@@ -21,7 +21,7 @@ def test_a_fine_tune_lists_every_run_behind_it_once(tmp_path):
     (folder / "manifest.json").write_text(json.dumps(m))
     page = model_section(folder, tmp_path / "docs")
     assert f"started from `{b['config']['name']}` (19 epochs, 10 min), then `cifar10-w1a1-cut16-ft-cpu` (13 epochs, 20 min): 39 epochs and 60 min" in page
-    commands = [line.strip() for line in page.splitlines() if line.strip().startswith("python -m training.train")]
+    commands = [line.strip() for line in page.splitlines() if line.strip().startswith("python -m training train")]
     # a retired preset's run is spelled out key by key (name=...), a current one names its preset
     names = [c.split("--config training/configs/")[1].split(".json")[0] if "--config" in c else c.split(" name=")[1].split()[0]
              for c in commands]

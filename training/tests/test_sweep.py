@@ -5,22 +5,22 @@ import csv
 import json
 import re
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from training import sweep as sw
 from training.config import TrainConfig
-from training.sweep import SweepSpec, run_sweep
+from training.sweep import SweepSpec, run_sweep, runner
 from training.train import train, training_subset
 
-ROOT = Path(__file__).resolve().parents[2]
+# Fields that legitimately differ between two runs of the same seed (time, machine, commit).
+VOLATILE = ("trainSeconds", "evalSeconds", "finishedAt", "gitSha", "device")
 
 
 def figures(row: dict) -> dict:
     """A row without what legitimately differs between two identical runs."""
-    return {k: v for k, v in row.items() if k not in sw.VOLATILE and k != "trainConfig"}
+    return {k: v for k, v in row.items() if k not in VOLATILE and k != "trainConfig"}
 
 
 @pytest.fixture(scope="module")
@@ -99,18 +99,12 @@ def test_monotonic_facts(rows):
     assert r["synthetic-w1a1-cut24"]["paperEdge"] > r["synthetic-w1a1-cut16"]["paperEdge"]
 
 
-def test_wire_header_is_the_contracts():
-    # shared/contracts.json, which shared/src/wire.ts reads too (golden frames: test_contracts.py)
-    wire = json.loads((ROOT / "shared" / "contracts.json").read_text())["wire"]
-    assert sw.WIRE_HEADER_BYTES == wire["fixedHeaderBytes"] + 4 * wire["splitRank"]
-
-
 def test_rerun_trains_nothing(rows, spec, monkeypatch):
     def no_training(cfg):
         raise AssertionError(f"retrained {cfg.name}")
 
-    monkeypatch.setattr(sw, "train", no_training)
-    monkeypatch.setattr(sw, "write_outputs", lambda *a: pytest.fail("redrew unchanged outputs"))
+    monkeypatch.setattr(runner, "train", no_training)
+    monkeypatch.setattr(runner, "write_outputs", lambda *a: pytest.fail("redrew unchanged outputs"))
     again = run_sweep(spec)
     assert [figures(r) for r in again] == [figures(r) for r in rows]
     assert len((spec.out / "results.jsonl").read_text().splitlines()) == 4
@@ -188,7 +182,7 @@ def test_pareto_front_keeps_only_undominated_points():
 
 
 def test_command_line_maps_to_the_same_sweep_and_writes_the_report(rows, spec, workdir, fp_checkpoint, monkeypatch, capsys):
-    monkeypatch.setattr(sw, "train", lambda cfg: (_ for _ in ()).throw(AssertionError(f"retrained {cfg.name}")))
+    monkeypatch.setattr(runner, "train", lambda cfg: (_ for _ in ()).throw(AssertionError(f"retrained {cfg.name}")))
     sw.main(["run", "--dataset", "synthetic", "--data", spec.data, "--out", str(spec.out), "--mode", "budget",
              "--init", fp_checkpoint, "--epochs", "1", "--subset", "0.5", "--cuts", "16,24", "--bits", "1,32",
              "--val-size", "32", "--set", "batch_size=16", "--threads", "1", "--device", "cpu"])

@@ -1,6 +1,7 @@
 import numpy as np
 
-from training.wire_accuracy import js_round, wire_roundtrip
+from training.wire import js_round
+from training.wire_accuracy import wire_roundtrip
 
 
 def test_int8_wire_keeps_zero_exact_and_errs_by_at_most_half_a_step():

@@ -4,12 +4,12 @@
  * CloudError with a short reason and a detailed message (for the log only: clients see the fixed
  * code of publicReason); the pipeline decides whether that degrades or fails.
  */
-import { newNonce, sign } from "../../../shared/src/hmac.js";
 import type { Tensor } from "../../../shared/src/runner.js";
 import type { DegradedReason, WirePrecision } from "../../../shared/src/schemas/classify.js";
 import type { Manifest } from "../../../shared/src/schemas/manifest.js";
-import { TAIL_CONTENT_TYPE, TAIL_HEADERS, TailResponse } from "../../../shared/src/schemas/tail.js";
+import { TailResponse } from "../../../shared/src/schemas/tail.js";
 import { ErrorResponse } from "../../../shared/src/schemas/error.js";
+import { signedTailRequest, tailUrl } from "../../../shared/src/tail-request.js";
 import { encodeActivation } from "../../../shared/src/wire.js";
 import { metrics } from "../observability.js";
 
@@ -119,25 +119,13 @@ async function callOnce(call: CloudCall, started: number): Promise<CloudAnswer> 
 async function attempt(call: CloudCall, started: number, body: Uint8Array, deadline: AbortSignal): Promise<CloudAnswer> {
   const { manifest } = call;
   const secret = call.secret!;
-  const url = `${call.cloudUrl!.replace(/\/+$/, "")}/v1/tail/${encodeURIComponent(manifest.name)}`;
+  const url = tailUrl(call.cloudUrl!, manifest.name);
   // Signed per attempt: a retry carries a fresh nonce, so the cloud never mistakes it for a replay
   // of a first attempt that did arrive.
-  const init = async (): Promise<RequestInit> => {
-    const fields = { fingerprint: manifest.fingerprint, timestamp: String(Math.floor(Date.now() / 1000)), nonce: newNonce() };
-    return {
-      method: "POST",
-      body,
-      headers: {
-        "content-type": TAIL_CONTENT_TYPE,
-        [TAIL_HEADERS.timestamp]: fields.timestamp,
-        [TAIL_HEADERS.nonce]: fields.nonce,
-        [TAIL_HEADERS.signature]: await sign(secret, fields, body),
-        [TAIL_HEADERS.fingerprint]: manifest.fingerprint,
-        [TAIL_HEADERS.requestId]: call.requestId,
-      },
-      signal: deadline,
-    };
-  };
+  const init = async (): Promise<RequestInit> => ({
+    ...(await signedTailRequest({ secret, fingerprint: manifest.fingerprint, body, requestId: call.requestId })),
+    signal: deadline,
+  });
 
   let res: Response;
   try {

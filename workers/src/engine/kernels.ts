@@ -26,8 +26,12 @@ export interface Kernels {
   exitHead(x: number, pooled: number, wt: number, bias: number, logits: number, c: number, h: number, w: number, k: number, classes: number): void;
   // k-bit (kconv.ts)
   quantPack(x: number, fromAcc: boolean, dq: number, scale: number, shift: number, halfN: number, dst: number, c: number, h: number, w: number): void;
-  kconv(inp: number, wt: number, bias: number, acc: number, cin: number, cout: number, h: number, w: number): void;
-  kconvStride2(inp: number, wt: number, bias: number, acc: number, cin: number, cout: number, h: number, w: number): void;
+  kconvLevels(inp: number, wt: number, tbl: number, cin: number, cout: number, h: number, w: number, chunk: number, pk: number, dq: number, ms: number, mt: number, halfN: number, scratch: number): void;
+  kconvLevelsStride2(inp: number, wt: number, tbl: number, cin: number, cout: number, h: number, w: number, chunk: number, pk: number, dq: number, ms: number, mt: number, halfN: number, scratch: number): void;
+  kconvSums(inp: number, wt: number, tbl: number, cin: number, cout: number, h: number, w: number, chunk: number, acc: number, scratch: number): void;
+  kconvSumsStride2(inp: number, wt: number, tbl: number, cin: number, cout: number, h: number, w: number, chunk: number, acc: number, scratch: number): void;
+  kbitLayout(codes: number, cin: number, cout: number, wt: number, tapSum: number, pairSums: number): void;
+  kconvResidual(inp: number, wt: number, tbl: number, cin: number, cout: number, h: number, w: number, chunk: number, scale: number, shift: number, x: number, out: number, pk: number, ns: number, nt: number, halfN: number, scratch: number): void;
 }
 
 /** A fresh instance (own memory); `module`: the compiled kernels, only tools outside workerd pass their own. */

@@ -66,7 +66,7 @@ export function packedRunner(model: EdgeModel): Promise<PackedEngine> {
   if (!runner) {
     const bytes = model.engine;
     runner = bytes
-      ? verifyEngineChecksum(bytes, model.manifest).then(() => packedEngine(parsePackedEdge(bytes, model.manifest)))
+      ? verifyEngineChecksum(bytes, model.manifest, model.edgeOnnx).then(() => packedEngine(parsePackedEdge(bytes, model.manifest, model.edgeOnnx)))
       : Promise.reject(new Error(`"${model.manifest.name}" ships no packed engine`));
     runner.catch(() => {}); // observed by every caller; no unhandled rejection
     packed.set(key, runner);

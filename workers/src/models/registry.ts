@@ -1,5 +1,5 @@
 /**
- * The models this Worker serves: whatever scripts/gen-model-registry.mjs found under models/
+ * The models this Worker serves: whatever scripts/gen-model-registry.ts found under models/
  * at build time (a static import list, since workerd has no filesystem). To add a model, put
  * models/<name>/{manifest.json,edge.onnx,cloud.onnx} in place and rebuild; nothing here names one.
  */

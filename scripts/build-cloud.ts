@@ -1,13 +1,12 @@
-#!/usr/bin/env node
 // Bundles the cloud half (cloud/src/server.ts and the shared/ code it uses) into one ESM file,
 // build/cloud/server.mjs, that runs on plain Node >= 20 with only onnxruntime-node installed
 // beside it (native, so kept external). cloud/Dockerfile and docs/deploy.md use it.
-//   node scripts/build-cloud.mjs [outfile]
+//   node --import tsx scripts/build-cloud.ts [outfile]
 import { build } from "esbuild";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const outfile = resolve(process.argv[2] ?? join(root, "build/cloud/server.mjs"));
 
 const result = await build({

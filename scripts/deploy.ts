@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // `npm run deploy [-- <wrangler deploy flags>]`: `wrangler deploy` of the edge, refused unless it
 // has a production CLOUD_URL. wrangler.toml sets none (so no deploy ships the dev address), and
 // this script takes it from, in order:
@@ -7,32 +6,32 @@
 // It must be https:// on the standard port, with a host name: not localhost or loopback, not a bare
 // IP address (a deployed Worker cannot fetch those, and ignores a custom port on https). The dev
 // setting DEV_CLOSE_CONNECTIONS is refused too. docs/deploy.md.
-// wrangler.toml's [build] command (scripts/check-deploy-config.mjs) applies the same rule to every
+// wrangler.toml's [build] command (scripts/check-deploy-config.ts) applies the same rule to every
 // `wrangler deploy`, this one included; checking here too refuses before wrangler starts, and
 // takes CLOUD_URL from the environment, which wrangler itself does not read.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { cloudUrlProblem } from "./lib/production-config.js";
 import { fileURLToPath } from "node:url";
-import { cloudUrlProblem } from "./lib/production-config.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const args = process.argv.slice(2);
 
-function refuse(why) {
+function refuse(why: string): never {
   console.error(`[fogline deploy] refusing to deploy: ${why}`);
   console.error("[fogline deploy] e.g. npm run deploy -- --var CLOUD_URL:https://fogline-cloud.example.com   (docs/deploy.md)");
   process.exit(1);
 }
 
 /** Values of a flag given as `--flag value` or `--flag=value`. */
-function flagValues(names) {
-  const out = [];
+function flagValues(names: string[]): string[] {
+  const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    const a = args[i];
+    const a = args[i]!;
     for (const n of names) {
-      if (a === n && i + 1 < args.length) out.push(args[i + 1]);
+      if (a === n && i + 1 < args.length) out.push(args[i + 1]!);
       else if (a.startsWith(`${n}=`)) out.push(a.slice(n.length + 1));
     }
   }
@@ -42,7 +41,7 @@ function flagValues(names) {
 const vars = flagValues(["--var"]);
 if (vars.some((v) => v.startsWith("DEV_CLOSE_CONNECTIONS:"))) refuse("DEV_CLOSE_CONNECTIONS is a `npm start` workaround, not for a deployed Worker");
 
-function fromWranglerEnv(name) {
+function fromWranglerEnv(name: string): string | undefined {
   const file = join(root, "wrangler.toml");
   if (!existsSync(file)) return undefined;
   const text = readFileSync(file, "utf8");
@@ -57,8 +56,8 @@ function fromWranglerEnv(name) {
   return undefined;
 }
 
-let cloudUrl;
-let source;
+let cloudUrl: string | undefined;
+let source = "";
 const fromFlag = vars.filter((v) => v.startsWith("CLOUD_URL:")).map((v) => v.slice("CLOUD_URL:".length));
 const envName = flagValues(["--env", "-e"])[0];
 if (fromFlag.length) {

@@ -1,6 +1,6 @@
 // What a deployed edge Worker needs of its configuration, checked in two places: `npm run deploy`
-// (scripts/deploy.mjs, before wrangler starts) and wrangler.toml's [build] command
-// (scripts/check-deploy-config.mjs), which every `wrangler deploy` and `wrangler versions upload`
+// (scripts/deploy.ts, before wrangler starts) and wrangler.toml's [build] command
+// (scripts/check-deploy-config.ts), which every `wrangler deploy` and `wrangler versions upload`
 // runs before it asks for credentials or uploads anything. docs/deploy.md, docs/reliability.md.
 import { isIP } from "node:net";
 
@@ -8,10 +8,8 @@ import { isIP } from "node:net";
  * Why `value` cannot be a deployed Worker's CLOUD_URL, or undefined when it can. It must be
  * https:// on the standard port with a host name: a deployed Worker cannot fetch localhost,
  * loopback or a bare IP address, and connects to 443 for https whatever port the URL names.
- * @param {string | undefined} value
- * @returns {string | undefined}
  */
-export function cloudUrlProblem(value) {
+export function cloudUrlProblem(value: string | undefined): string | undefined {
   if (value === undefined || value === "") return "no CLOUD_URL";
   let url;
   try {
@@ -30,26 +28,32 @@ export function cloudUrlProblem(value) {
 }
 
 /** A dev-only setting that must not reach a deployed Worker (workers/src/dev.ts). */
-export const DEV_ONLY_VARS = ["DEV_CLOSE_CONNECTIONS"];
+export const DEV_ONLY_VARS: readonly string[] = ["DEV_CLOSE_CONNECTIONS"];
+
+export interface WranglerArgs {
+  command: string | undefined;
+  vars: Record<string, string>;
+  env: string | undefined;
+  config: string | undefined;
+  dryRun: boolean;
+}
 
 /**
  * The flags of a `wrangler deploy` / `wrangler versions upload` command line that decide the
  * Worker's vars, parsed as wrangler's yargs does: `--var KEY:VALUE...` (an array: it takes the
  * words that follow up to the next flag; or `--var=KEY:VALUE`), `--env`/`-e`, `--config`/`-c`,
- * `--dry-run`.
- * @param {string[]} args the words after `wrangler`
+ * `--dry-run`. `args`: the words after `wrangler`.
  */
-export function parseWranglerArgs(args) {
-  /** @type {{ command: string | undefined, vars: Record<string, string>, env: string | undefined, config: string | undefined, dryRun: boolean }} */
-  const out = { command: undefined, vars: {}, env: undefined, config: undefined, dryRun: false };
-  const positional = [];
-  const addVar = (kv) => {
+export function parseWranglerArgs(args: string[]): WranglerArgs {
+  const out: WranglerArgs = { command: undefined, vars: {}, env: undefined, config: undefined, dryRun: false };
+  const positional: string[] = [];
+  const addVar = (kv: string) => {
     // wrangler's collectKeyValues: the key up to the first ':', the value after it
     const at = kv.indexOf(":");
     if (at > 0) out.vars[kv.slice(0, at)] = kv.slice(at + 1);
   };
   for (let i = 0; i < args.length; i++) {
-    const a = args[i];
+    const a = args[i]!;
     const eq = a.startsWith("-") ? a.indexOf("=") : -1;
     const flag = eq > 0 ? a.slice(0, eq) : a;
     const inline = eq > 0 ? a.slice(eq + 1) : undefined;
@@ -57,7 +61,7 @@ export function parseWranglerArgs(args) {
     switch (flag) {
       case "--var":
         if (inline !== undefined) addVar(inline);
-        else while (i + 1 < args.length && !args[i + 1].startsWith("-")) addVar(args[++i]);
+        else while (i + 1 < args.length && !args[i + 1]!.startsWith("-")) addVar(args[++i]!);
         break;
       case "--env":
       case "-e":

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // `npm run bench`: Fogline's performance, measured side by side in one run (docs/performance.md).
 //
 //   npm run bench [-- --quick] [-- --rounds N] [-- --requests N] [-- --warmup N] [-- --cold N] [-- --out FILE]
@@ -28,26 +27,28 @@
 //
 // It runs on a private copy of the sources (.bench/tree) so that the generated model registry of
 // the bench models never touches the working tree's. Writes .bench/results.json (or --out).
-import { spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { createRequire } from "node:module";
-import net from "node:net";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { bundleRows, fmt, goals, markdown, median, quantile, report, table, writeDoc } from "./bench/report.ts";
+import type { InferenceSession, Tensor } from "onnxruntime-node";
+import type { Manifest } from "../shared/src/schemas/manifest.js";
+import { signedTailRequest } from "../shared/src/tail-request.js";
+import { decodeActivation, encodeActivation, encodedSize } from "../shared/src/wire.js";
+import { bundleRows, fmt, goals, markdown, median, quantile, report, table, writeDoc, type BenchResults } from "./bench/report.js";
+import { freePort, HOST, newSecret, privateSecretFile, ROOT, spawnCloud, spawnEdge, stopAll, waitForUrl, WRANGLER_JS, NodeProcess } from "./lib/stack.js";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const require = createRequire(import.meta.url);
+const root = ROOT;
 const args = process.argv.slice(2);
-const flag = (name) => args.includes(`--${name}`);
-const opt = (name, dflt) => {
+const flag = (name: string) => args.includes(`--${name}`);
+function opt(name: string, dflt: string | number): string;
+function opt(name: string): string | undefined;
+function opt(name: string, dflt?: string | number): string | undefined {
   const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
-};
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt === undefined ? undefined : String(dflt);
+}
 const quick = flag("quick");
 const ROUNDS = Number(opt("rounds", quick ? 5 : 25)); // edge-in-workerd rounds
 const REQUESTS = Number(opt("requests", quick ? 40 : 200)); // round-trip requests per variant
@@ -59,34 +60,42 @@ const OUT = resolve(root, opt("out", ".bench/results.json"));
 const benchDir = join(root, ".bench");
 const tree = join(benchDir, "tree");
 const benchModels = join(benchDir, "models");
-const python = process.env.FOGLINE_PYTHON ?? (existsSync(join(root, ".venv/bin/python")) ? join(root, ".venv/bin/python") : "python3");
-const wranglerJs = require.resolve("wrangler/bin/wrangler.js");
-const host = "127.0.0.1";
-const log = (msg) => console.error(`[bench] ${msg}`);
+/** The training venv's Python (made or brought up to date by scripts/python-env.sh, as `npm test`
+ * does), unless FOGLINE_PYTHON names another: the bench models need torch. */
+function trainingPython(): string {
+  if (process.env.FOGLINE_PYTHON) return process.env.FOGLINE_PYTHON;
+  const r = spawnSync("bash", [join(root, "scripts/python-env.sh"), "training"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  if (r.status !== 0) throw new Error("scripts/python-env.sh training failed: the bench needs .venv (training/requirements.txt), or FOGLINE_PYTHON");
+  return join(root, ".venv/bin/python");
+}
+const wranglerJs = WRANGLER_JS;
+const host = HOST;
+const log = (msg: string) => console.error(`[bench] ${msg}`);
 
 // ---------------------------------------------------------------- helpers
-const r2 = (x) => (Number.isFinite(x) ? Math.round(x * 100) / 100 : null);
+/** two decimals; null for NaN/Infinity (JSON has neither). Typed as a number: the report reads them as such */
+const r2 = (x: number): number => (Number.isFinite(x) ? Math.round(x * 100) / 100 : (null as unknown as number));
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, host, () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-    s.on("error", rej);
-  });
+interface RequestInit {
+  method?: string;
+  body?: Uint8Array;
+  headers?: Record<string, string>;
+}
+interface Answer {
+  status: number | undefined;
+  body: Buffer;
+  ms: number;
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 /** One HTTP request; resolves with status, body and the wall time from send to the last byte. */
-function request(url, { method = "GET", body, headers = {} } = {}) {
+function request(url: string, { method = "GET", body, headers = {} }: RequestInit = {}): Promise<Answer> {
   return new Promise((res, rej) => {
     const t0 = now();
     const req = http.request(url, { method, agent, headers: { ...headers, ...(body ? { "content-length": body.length } : {}) } }, (r) => {
-      const chunks = [];
-      r.on("data", (c) => chunks.push(c));
+      const chunks: Buffer[] = [];
+      r.on("data", (c: Buffer) => chunks.push(c));
       r.on("end", () => res({ status: r.statusCode, body: Buffer.concat(chunks), ms: now() - t0 }));
       r.on("error", rej);
     });
@@ -95,57 +104,14 @@ function request(url, { method = "GET", body, headers = {} } = {}) {
     req.end();
   });
 }
-async function ok(url, opts) {
+async function ok(url: string, opts?: RequestInit): Promise<Answer> {
   const r = await request(url, opts);
   if (r.status !== 200) throw new Error(`${opts?.method ?? "GET"} ${url}: ${r.status} ${r.body.toString().slice(0, 300)}`);
   return r;
 }
 
-const children = new Set();
-function startProcess(name, argv, env, cwd = tree) {
-  const child = spawn(process.execPath, argv, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  const keep = (d) => {
-    out = (out + d.toString()).slice(-20000);
-  };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
-  child.output = () => out;
-  child.label = name;
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-function stopProcess(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((res) => {
-    const force = setTimeout(() => child.kill("SIGKILL"), 5000);
-    child.once("exit", () => {
-      clearTimeout(force);
-      res();
-    });
-    child.kill("SIGTERM");
-  });
-}
-async function stopAll() {
-  await Promise.all([...children].map(stopProcess));
-}
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => stopAll().then(() => process.exit(130)));
-
-async function waitFor(url, child, timeoutMs) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`${child.label} exited during start-up:\n${child.output()}`);
-    try {
-      const r = await request(url);
-      if (r.status === 200) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${child.label} not ready after ${timeoutMs} ms:\n${child.output()}`);
-}
+const stopProcess = (p: NodeProcess | undefined) => p?.stop() ?? Promise.resolve();
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => stopAll().then(() => process.exit(130)));
 
 // ---------------------------------------------------------------- set-up
 function prepareTree() {
@@ -164,6 +130,7 @@ const OTHER_SHIPPED = readdirSync(join(root, "models"))
   .sort();
 
 function buildBenchModels() {
+  const python = trainingPython();
   log(`building bench models with ${python} -m training.bench_models`);
   const r = spawnSync(python, ["-m", "training.bench_models", "--like", "models/cifar10", "--out", benchDir], { cwd: root, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`training.bench_models failed (set FOGLINE_PYTHON?):\n${r.stderr}`);
@@ -174,14 +141,22 @@ function buildBenchModels() {
 }
 
 /** Does the bench copy of a shipped model ship a packed engine file (training/pack.py)? */
-const shipsPacked = (name) => Boolean(JSON.parse(readFileSync(join(benchModels, name, "manifest.json"), "utf8")).files?.engine);
+const shipsPacked = (name: string): boolean => Boolean(JSON.parse(readFileSync(join(benchModels, name, "manifest.json"), "utf8")).files?.engine);
+
+/** One edge-in-workerd variant: a model, an engine, a graphOptimizationLevel for a private session. */
+interface Variant {
+  name: string;
+  model: string;
+  engine?: string;
+  opt?: string;
+}
 
 /** The edge-in-workerd variants of the other shipped models: ORT and, where it ships one, the packed engine. */
-const otherEdgeVariants = () =>
+const otherEdgeVariants = (): Variant[] =>
   OTHER_SHIPPED.flatMap((n) => [{ name: n, model: n, engine: "ort" }, ...(shipsPacked(n) ? [{ name: `${n} packed`, model: n, engine: "packed" }] : [])]);
 
 /** The Worker bundle with the shipped models (`selection`: FOGLINE_EDGE_MODELS, "" = all). */
-function bundleSize(selection = "") {
+function bundleSize(selection = ""): BenchResults["bundle"] {
   log(`wrangler deploy --dry-run (shipped models: ${selection || "all"})`);
   const outdir = join(benchDir, "dist");
   rmSync(outdir, { recursive: true, force: true });
@@ -199,11 +174,12 @@ function bundleSize(selection = "") {
       const bytes = readFileSync(join(outdir, f));
       return { file: f, rawKiB: r2(bytes.length / 1024), gzipKiB: r2(gzipSync(bytes, { level: 9 }).length / 1024) };
     });
-  const sum = (pred, k) => r2(files.filter(pred).reduce((a, f) => a + f[k], 0));
+  type File = (typeof files)[number];
+  const sum = (pred: (f: File) => boolean, k: "rawKiB" | "gzipKiB") => r2(files.filter(pred).reduce((a, f) => a + f[k], 0));
   // ORT's WASM apart from the rest (the packed engine's 3 KB binconv.wasm counts as ours)
-  const isWasm = (f) => f.file.endsWith(".wasm") && f.file.includes("ort-wasm");
+  const isWasm = (f: File) => f.file.endsWith(".wasm") && f.file.includes("ort-wasm");
   return {
-    wrangler: m ? { rawKiB: Number(m[1]), gzipKiB: Number(m[2]) } : null,
+    wrangler: m ? { rawKiB: Number(m[1]), gzipKiB: Number(m[2]) } : (null as unknown as undefined),
     files,
     ortWasm: { rawKiB: sum(isWasm, "rawKiB"), gzipKiB: sum(isWasm, "gzipKiB") },
     ours: { rawKiB: sum((f) => !isWasm(f), "rawKiB"), gzipKiB: sum((f) => !isWasm(f), "gzipKiB") },
@@ -211,7 +187,7 @@ function bundleSize(selection = "") {
 }
 
 /** The bundle with every shipped model, then with each alone: `ours` (growth beyond the ORT WASM) per model. */
-function bundleSizes() {
+function bundleSizes(): BenchResults["bundle"] {
   const all = bundleSize();
   const shipped = readdirSync(join(root, "models")).filter((n) => existsSync(join(root, "models", n, "manifest.json"))).sort();
   const perModel = Object.fromEntries(shipped.map((n) => [n, bundleSize(n).ours]));
@@ -220,15 +196,17 @@ function bundleSizes() {
 
 
 // ---------------------------------------------------------------- measurements
-function testPng() {
-  const vectors = JSON.parse(readFileSync(join(root, "models/cifar10/testvectors.json"), "utf8"));
+function testPng(): Buffer {
+  type Vector = { name: string; contentType: string; imageBase64: string };
+  const vectors = JSON.parse(readFileSync(join(root, "models/cifar10/testvectors.json"), "utf8")) as { vectors: Vector[] };
   const v = vectors.vectors.find((x) => x.name === "png-32x32-noise") ?? vectors.vectors.find((x) => x.contentType === "image/png");
+  if (!v) throw new Error("models/cifar10/testvectors.json has no PNG");
   return Buffer.from(v.imageBase64, "base64");
 }
 
 /** The first answers of a fresh isolate: [1st (engine start + session + inference), 2nd, 10th]. */
-async function coldStart(edgeUrl, png, engine, model = "cifar10") {
-  const times = [];
+async function coldStart(edgeUrl: string, png: Buffer, engine: string, model = "cifar10"): Promise<number[]> {
+  const times: number[] = [];
   for (let i = 1; i <= 10; i++) {
     const r = await ok(`${edgeUrl}/v1/classify?exit=edge&engine=${engine}&model=${model}`, { method: "POST", body: png, headers: { "content-type": "image/png" } });
     if (i === 1 || i === 2 || i === 10) times.push(r2(r.ms));
@@ -237,27 +215,35 @@ async function coldStart(edgeUrl, png, engine, model = "cifar10") {
 }
 
 /** variants: [{ name, model, opt? }]; opt = a graphOptimizationLevel for a private session. */
-async function edgeInWorkerd(edgeUrl, variants) {
-  const K = (v) => (v.model === "bench-full-edge" ? 5 : v.engine === "packed" ? 40 : 10);
-  const url = (v, k) => `${edgeUrl}/__bench/edge?model=${v.model}&k=${k}${v.opt ? `&opt=${v.opt}` : ""}${v.engine ? `&engine=${v.engine}` : ""}`;
+async function edgeInWorkerd(edgeUrl: string, variants: Variant[]) {
+  const K = (v: Variant) => (v.model === "bench-full-edge" ? 5 : v.engine === "packed" ? 40 : 10);
+  const url = (v: Variant, k: number) => `${edgeUrl}/__bench/edge?model=${v.model}&k=${k}${v.opt ? `&opt=${v.opt}` : ""}${v.engine ? `&engine=${v.engine}` : ""}`;
   // warm: V8 compiles ORT's WASM lazily and tiers hot functions up in the background, so the
   // first runs of a fresh isolate are several times slower than steady state (see cold start)
   for (let i = 0; i < 3; i++) for (const v of variants) await ok(url(v, K(v)));
-  const per = Object.fromEntries(variants.map((v) => [v.name, []]));
-  const overhead = [];
+  const per: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.name, []]));
+  const overhead: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     for (let j = 0; j < variants.length; j++) {
-      const v = variants[(j + round) % variants.length];
+      const v = variants[(j + round) % variants.length]!;
       const t0 = (await ok(url(v, 0))).ms;
       const tk = (await ok(url(v, K(v)))).ms;
-      per[v.name].push((tk - t0) / K(v));
+      per[v.name]!.push((tk - t0) / K(v));
       overhead.push(t0);
     }
   }
   // paired ratios (same round, so the same background load): robust where medians drift
-  const ratio = (a, b) => (per[a] && per[b] ? r2(median(per[a].map((x, i) => x / per[b][i]))) : null);
+  const ratio = (a: string, b: string) => {
+    const pa = per[a];
+    const pb = per[b];
+    return pa && pb ? r2(median(pa.map((x, i) => x / pb[i]!))) : null;
+  };
+  const timing = (v: Variant) => {
+    const xs = per[v.name]!;
+    return { medianMs: r2(median(xs)), p25Ms: r2(quantile(xs, 0.25)), p90Ms: r2(quantile(xs, 0.9)), samples: xs.length, k: K(v) };
+  };
   return {
-    perInference: Object.fromEntries(variants.map((v) => [v.name, { medianMs: r2(median(per[v.name])), p25Ms: r2(quantile(per[v.name], 0.25)), p90Ms: r2(quantile(per[v.name], 0.9)), samples: per[v.name].length, k: K(v) }])),
+    perInference: Object.fromEntries(variants.map((v) => [v.name, timing(v)])),
     pairedRatios: {
       "integer / float (opt=all)": ratio("integer, opt=all", "float, opt=all"),
       "integer / float (opt=basic)": ratio("integer, opt=basic", "float, opt=basic"),
@@ -273,38 +259,46 @@ async function edgeInWorkerd(edgeUrl, variants) {
 
 /** A fresh session + first run, minus one warm run, per graphOptimizationLevel (or "packed": a fresh
  * packed engine, minus one warm packed run), interleaved. */
-async function laterSessions(edgeUrl, levels) {
-  const s = Object.fromEntries(levels.map((l) => [l, []]));
+async function laterSessions(edgeUrl: string, levels: string[]) {
+  const s: Record<string, number[]> = Object.fromEntries(levels.map((l) => [l, []]));
   for (let i = 0; i < Math.max(5, ROUNDS); i++) {
     for (let j = 0; j < levels.length; j++) {
-      const l = levels[(i + j) % levels.length];
+      const l = levels[(i + j) % levels.length]!;
       const q = l === "packed" ? "engine=packed" : `opt=${l}`;
       const one = (await ok(`${edgeUrl}/__bench/edge?model=cifar10&k=1${l === "packed" ? "&engine=packed" : ""}`)).ms;
       const fresh = (await ok(`${edgeUrl}/__bench/session?model=cifar10&${q}`)).ms;
-      s[l].push(fresh - one);
+      s[l]!.push(fresh - one);
     }
   }
-  return Object.fromEntries(levels.map((l) => [l, { medianMs: r2(median(s[l])), p90Ms: r2(quantile(s[l], 0.9)), samples: s[l].length }]));
+  return Object.fromEntries(levels.map((l) => [l, { medianMs: r2(median(s[l]!)), p90Ms: r2(quantile(s[l]!, 0.9)), samples: s[l]!.length }]));
 }
 
-async function roundTrips(targets, png) {
-  const lat = Object.fromEntries(targets.map((t) => [t.name, []]));
+/** A round-trip target: POST the PNG (or GET), or send what `make` builds (a fresh signed tail call). */
+interface Target {
+  name: string;
+  url: string;
+  method?: "GET" | "POST";
+  make?: () => Promise<RequestInit>;
+}
+
+async function roundTrips(targets: Target[], png: Buffer) {
+  const lat: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
   const headers = { "content-type": "image/png" };
-  const init = async (t) => (t.make ? { method: "POST", ...(await t.make()) } : { method: t.method ?? "POST", body: t.method === "GET" ? undefined : png, headers });
+  const init = async (t: Target): Promise<RequestInit> => (t.make ? { method: "POST", ...(await t.make()) } : { method: t.method ?? "POST", body: t.method === "GET" ? undefined : png, headers });
   for (let i = 0; i < WARMUP; i++) for (const t of targets) await ok(t.url, await init(t));
-  const answered = {};
+  const answered: Record<string, string | undefined> = {};
   for (let i = 0; i < REQUESTS; i++) {
     for (let j = 0; j < targets.length; j++) {
-      const t = targets[(i + j) % targets.length];
+      const t = targets[(i + j) % targets.length]!;
       const req = await init(t); // built (signed) before the clock starts
       const r = await ok(t.url, req);
-      lat[t.name].push(r.ms);
-      if (i === 0 && t.method !== "GET" && !t.make) answered[t.name] = JSON.parse(r.body.toString()).exit?.at;
+      lat[t.name]!.push(r.ms);
+      if (i === 0 && t.method !== "GET" && !t.make) answered[t.name] = (JSON.parse(r.body.toString()) as { exit?: { at: string } }).exit?.at;
     }
   }
   return Object.fromEntries(
     targets.map((t) => {
-      const xs = lat[t.name];
+      const xs = lat[t.name]!;
       const p50 = median(xs);
       const p99 = quantile(xs, 0.99);
       return [t.name, { p50Ms: r2(p50), p90Ms: r2(quantile(xs, 0.9)), p99Ms: r2(p99), p99OverP50: r2(p99 / p50), requests: xs.length, answeredAt: answered[t.name] ?? null }];
@@ -312,10 +306,16 @@ async function roundTrips(targets, png) {
   );
 }
 
-async function nodeOrt(graphs) {
+interface Graph {
+  path: string;
+  input: string;
+  dims: number[];
+}
+
+async function nodeOrt(graphs: Record<string, Graph>) {
   const mod = await import("onnxruntime-node");
-  const ort = mod.default?.InferenceSession ? mod.default : mod;
-  const sessions = {};
+  const ort = (mod as unknown as { default?: typeof mod }).default?.InferenceSession ? (mod as unknown as { default: typeof mod }).default : mod;
+  const sessions: Record<string, InferenceSession> = {};
   for (const [name, g] of Object.entries(graphs)) {
     sessions[name] = await ort.InferenceSession.create(readFileSync(g.path), { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: 1, interOpNumThreads: 1 });
   }
@@ -323,38 +323,37 @@ async function nodeOrt(graphs) {
     Object.entries(graphs).map(([name, g]) => {
       const n = g.dims.reduce((a, b) => a * b, 1);
       const data = new Float32Array(n).map((_, i) => Math.sin(i * 12.9898) * (g.input === "split" ? 2 : 1));
-      if (g.input === "split") for (let i = 0; i < n; i++) data[i] = Math.max(0, data[i]);
+      if (g.input === "split") for (let i = 0; i < n; i++) data[i] = Math.max(0, data[i]!);
       return [name, { [g.input]: new ort.Tensor("float32", data, g.dims) }];
     }),
-  );
+  ) as Record<string, Record<string, Tensor>>;
   const names = Object.keys(graphs);
-  for (const n of names) for (let i = 0; i < 5; i++) await sessions[n].run(feeds[n]);
-  const t = Object.fromEntries(names.map((n) => [n, []]));
+  for (const n of names) for (let i = 0; i < 5; i++) await sessions[n]!.run(feeds[n]!);
+  const t: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   const reps = quick ? 40 : 150;
   for (let i = 0; i < reps; i++) {
     for (let j = 0; j < names.length; j++) {
-      const n = names[(i + j) % names.length];
+      const n = names[(i + j) % names.length]!;
       const t0 = now();
-      await sessions[n].run(feeds[n]);
-      t[n].push(now() - t0);
+      await sessions[n]!.run(feeds[n]!);
+      t[n]!.push(now() - t0);
     }
   }
-  const splitOut = await sessions.edge?.run(feeds.edge);
+  const splitOut = feeds.edge ? await sessions.edge?.run(feeds.edge) : undefined;
   return {
-    timings: Object.fromEntries(names.map((n) => [n, { medianMs: r2(median(t[n])), p90Ms: r2(quantile(t[n], 0.9)), samples: t[n].length }])),
-    split: splitOut?.split,
+    timings: Object.fromEntries(names.map((n) => [n, { medianMs: r2(median(t[n]!)), p90Ms: r2(quantile(t[n]!, 0.9)), samples: t[n]!.length }])),
+    split: splitOut?.split as Tensor | undefined,
   };
 }
 
-async function wire(split, fingerprint) {
-  const { encodeActivation, decodeActivation, encodedSize } = await import("../shared/src/wire.ts");
+function wire(split: Tensor, fingerprint: string) {
   const shape = [...split.dims];
-  const data = split.data;
-  const out = {};
-  for (const precision of ["fp32", "fp16", "int8"]) {
-    const enc = [];
-    const dec = [];
-    let bytes;
+  const data = split.data as Float32Array;
+  const out: Record<string, { bytes: number; expectedBytes: number; encodeMs: number; decodeMs: number }> = {};
+  for (const precision of ["fp32", "fp16", "int8"] as const) {
+    const enc: number[] = [];
+    const dec: number[] = [];
+    let bytes: Uint8Array = new Uint8Array(0);
     for (let i = 0; i < (quick ? 50 : 200); i++) {
       let t0 = now();
       bytes = encodeActivation(data, shape, fingerprint, precision);
@@ -369,24 +368,14 @@ async function wire(split, fingerprint) {
   return { shape, precisions: out, accuracy: existsSync(accFile) ? JSON.parse(readFileSync(accFile, "utf8")) : null };
 }
 
-/** A fresh signed `POST /v1/tail/{model}` body + headers (int8 wire, new nonce: replays are refused). */
-async function signedTail(secret, manifest) {
-  const { encodeActivation } = await import("../shared/src/wire.ts");
-  const { newNonce, sign } = await import("../shared/src/hmac.ts");
-  const { TAIL_CONTENT_TYPE, TAIL_HEADERS } = await import("../shared/src/schemas/tail.ts");
+/** A fresh signed `POST /v1/tail/{model}` call (int8 wire, new nonce: replays are refused). */
+function signedTail(secret: string, manifest: Manifest): () => Promise<RequestInit> {
   const shape = [1, ...manifest.split.shape];
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.max(0, Math.sin(i * 12.9898) * 2));
   const body = encodeActivation(data, shape, manifest.fingerprint, "int8");
   return async () => {
-    const fields = { fingerprint: manifest.fingerprint, timestamp: String(Math.floor(Date.now() / 1000)), nonce: newNonce() };
-    const headers = {
-      "content-type": TAIL_CONTENT_TYPE,
-      [TAIL_HEADERS.timestamp]: fields.timestamp,
-      [TAIL_HEADERS.nonce]: fields.nonce,
-      [TAIL_HEADERS.signature]: await sign(secret, fields, body),
-      [TAIL_HEADERS.fingerprint]: manifest.fingerprint,
-    };
-    return { body: Buffer.from(body), headers };
+    const call = await signedTailRequest({ secret, fingerprint: manifest.fingerprint, body });
+    return { ...call, body: Buffer.from(call.body) };
   };
 }
 
@@ -402,18 +391,33 @@ const PRICES = {
 };
 
 /** Dollars per million requests from measured per-request CPU-ms (local wall time as a proxy). */
-function cost(res, manifest) {
+type Results = Omit<BenchResults, "cost" | "roundTrip" | "nodeOrt" | "wire" | "model"> & {
+  model: BenchResults["model"] & { fingerprint: string };
+  roundTrip: Record<string, BenchResults["roundTrip"][string] & { requests: number }>;
+  nodeOrt: { timings: Record<string, { medianMs: number; p90Ms: number; samples: number }> };
+  wire: BenchResults["wire"] & { precisions: Record<string, { encodeMs: number }> };
+  cost?: ReturnType<typeof cost>;
+  [key: string]: unknown;
+};
+
+function trip(rt: Results["roundTrip"], name: string) {
+  const t = rt[name];
+  if (!t) throw new Error(`no round trip "${name}"`);
+  return t;
+}
+
+function cost(res: Results, manifest: Manifest) {
   const rt = res.roundTrip;
-  const floor = rt["no inference (GET /__bench/ping on the Worker)"].p50Ms;
+  const floor = trip(rt, "no inference (GET /__bench/ping on the Worker)").p50Ms;
   // the served engine: packed (the default for the shipped W1A1 model); ORT for comparison
-  const edgeCpu = Math.max(0, (rt["edge-answered, packed engine"] ?? rt["edge-answered (exit=edge)"]).p50Ms - floor);
-  const edgeCpuOrt = Math.max(0, rt["edge-answered (exit=edge)"].p50Ms - floor);
-  const fullEdgeCpu = Math.max(0, rt["baseline everything at the edge (Worker, FP ResNet-32)"].p50Ms - floor);
-  const encode = res.wire.precisions.int8.encodeMs;
-  const tail = res.nodeOrt.timings.tail.medianMs;
-  const full = res.nodeOrt.timings.full.medianMs;
+  const edgeCpu = Math.max(0, (rt["edge-answered, packed engine"] ?? trip(rt, "edge-answered (exit=edge)")).p50Ms - floor);
+  const edgeCpuOrt = Math.max(0, trip(rt, "edge-answered (exit=edge)").p50Ms - floor);
+  const fullEdgeCpu = Math.max(0, trip(rt, "baseline everything at the edge (Worker, FP ResNet-32)").p50Ms - floor);
+  const encode = res.wire.precisions.int8!.encodeMs;
+  const tail = res.nodeOrt.timings.tail!.medianMs;
+  const full = res.nodeOrt.timings.full!.medianMs;
   const f = manifest.validation?.edgeFraction ?? 0.65;
-  const usd = (requests, cpuMs) => r2(requests * PRICES.requestPerMillion + cpuMs * PRICES.cpuMsPerMillion);
+  const usd = (requests: number, cpuMs: number) => r2(requests * PRICES.requestPerMillion + cpuMs * PRICES.cpuMsPerMillion);
   return {
     prices: PRICES,
     assumptions:
@@ -435,16 +439,19 @@ function cost(res, manifest) {
 }
 
 /** wrangler dev with the bench entry on a free port: a fresh isolate. */
-async function startEdge(cloudUrl, secretFile) {
+async function startEdge(cloudUrl: string, secretFile?: string): Promise<{ edge: NodeProcess; edgeUrl: string }> {
   const port = await freePort();
-  const edge = startProcess(
-    "edge",
-    [wranglerJs, "dev", "scripts/bench/worker.ts", "--ip", host, "--port", String(port), "--show-interactive-dev-session=false",
-      "--var", `CLOUD_URL:${cloudUrl}`, ...(secretFile ? ["--env-file", secretFile] : []), "--var", "LOG_LEVEL:warn"],
-    { FOGLINE_MODELS_DIR: benchModels, WRANGLER_SEND_METRICS: "false" },
-  );
+  const edge = spawnEdge({
+    cwd: tree,
+    port,
+    entry: "scripts/bench/worker.ts",
+    vars: { CLOUD_URL: cloudUrl, LOG_LEVEL: "warn" },
+    envFiles: secretFile ? [secretFile] : [],
+    env: { FOGLINE_MODELS_DIR: benchModels },
+    keepChars: 20_000,
+  });
   const edgeUrl = `http://${host}:${port}`;
-  await waitFor(`${edgeUrl}/__bench/ping`, edge, 180_000);
+  await waitForUrl(`${edgeUrl}/__bench/ping`, edge, 180_000);
   return { edge, edgeUrl };
 }
 
@@ -458,7 +465,7 @@ async function edgeOnly() {
   ];
   const res = await edgeInWorkerd(edgeUrl, variants);
   await stopAll();
-  const rows = [["edge in workerd (--edge-only)", "median ms", "p25 / p90 ms", "samples x K"]];
+  const rows: string[][] = [["edge in workerd (--edge-only)", "median ms", "p25 / p90 ms", "samples x K"]];
   for (const [name, t] of Object.entries(res.perInference)) rows.push([name, fmt(t.medianMs), `${fmt(t.p25Ms)} / ${fmt(t.p90Ms)}`, `${t.samples} x ${t.k}`]);
   for (const [name, r] of Object.entries(res.pairedRatios)) if (r !== null) rows.push([`ratio ${name}`, fmt(r), "", "median of per-round ratios"]);
   console.log(`Fogline bench --edge-only: ${os.cpus()[0]?.model} x${os.cpus().length}, load ${os.loadavg().map(r2).join(" ")}, ${ROUNDS} rounds`);
@@ -466,7 +473,7 @@ async function edgeOnly() {
 }
 
 // ---------------------------------------------------------------- main
-async function main() {
+async function main(): Promise<void> {
   const started = new Date().toISOString();
   const loadBefore = os.loadavg();
   prepareTree();
@@ -483,48 +490,52 @@ async function main() {
   if (flag("edge-only")) return edgeOnly();
   const bundle = bundleSizes();
   const png = testPng();
-  const secret = randomBytes(32).toString("hex");
-  const common = { FOGLINE_MODELS_DIR: benchModels, FOGLINE_HMAC_SECRET: secret };
+  const secret = newSecret();
   // wrangler gets the secret from a private file, not its command line (`ps` shows those)
-  const secretDir = mkdtempSync(join(os.tmpdir(), "fogline-bench-"));
-  const secretFile = join(secretDir, "secrets.env");
-  writeFileSync(secretFile, `FOGLINE_HMAC_SECRET=${secret}\n`, { mode: 0o600 });
-  process.on("exit", () => rmSync(secretDir, { recursive: true, force: true }));
+  const secretFile = privateSecretFile(secret, "fogline-bench-").file;
 
   const [cloudPort, fullPort] = [await freePort(), await freePort()];
   log("starting the cloud half and the full-precision cloud baseline");
-  const cloud = startProcess("cloud", ["--import", "tsx", "cloud/src/server.ts"], { ...common, FOGLINE_CLOUD_PORT: String(cloudPort), FOGLINE_CLOUD_HOST: host });
-  const full = startProcess("full-cloud", ["--import", "tsx", "scripts/bench/full-cloud.ts", join(benchDir, "graphs/full_fp.onnx"), join(benchModels, "cifar10/manifest.json"), String(fullPort)], {});
+  const cloud = spawnCloud({ cwd: tree, host, port: cloudPort, secret, env: { FOGLINE_MODELS_DIR: benchModels }, keepChars: 20_000 });
+  const full = new NodeProcess({
+    name: "full-cloud",
+    cwd: tree,
+    args: ["--import", "tsx", "scripts/bench/full-cloud.ts", join(benchDir, "graphs/full_fp.onnx"), join(benchModels, "cifar10/manifest.json"), String(fullPort)],
+    keepChars: 20_000,
+  });
   const cloudUrl = `http://${host}:${cloudPort}`;
   const fullUrl = `http://${host}:${fullPort}`;
-  await Promise.all([waitFor(`${cloudUrl}/healthz`, cloud, 120_000), waitFor(`${fullUrl}/healthz`, full, 120_000)]);
+  await Promise.all([waitForUrl(`${cloudUrl}/healthz`, cloud, 120_000), waitForUrl(`${fullUrl}/healthz`, full, 120_000)]);
 
   // cold starts alternate the engine answering the first request: ORT, packed, ORT, ...
   // the packed engine's rows only where the shipped model has an engine file (training/pack.py)
   const hasPacked = shipsPacked("cifar10");
   if (!hasPacked) log("models/cifar10 ships no packed engine: measuring onnxruntime only");
   // [results key, model, engine]: cifar10's keys are the engines; other models' are "<model> <engine>"
-  const coldTargets = [
+  type ColdTarget = [key: string, model: string, engine: string];
+  const coldTargets: ColdTarget[] = [
     ["ort", "cifar10", "ort"],
-    ...(hasPacked ? [["packed", "cifar10", "packed"]] : []),
-    ...OTHER_SHIPPED.flatMap((n) => [[`${n} ort`, n, "ort"], ...(shipsPacked(n) ? [[`${n} packed`, n, "packed"]] : [])]),
+    ...(hasPacked ? [["packed", "cifar10", "packed"] as ColdTarget] : []),
+    ...OTHER_SHIPPED.flatMap((n): ColdTarget[] => [[`${n} ort`, n, "ort"], ...(shipsPacked(n) ? [[`${n} packed`, n, "packed"] as ColdTarget] : [])]),
   ];
-  const cold = Object.fromEntries(coldTargets.map(([key]) => [key, { samplesMs: [], laterAnswersMs: [] }]));
-  let edge;
-  let edgeUrl;
+  const cold: Record<string, { samplesMs: number[]; laterAnswersMs: { second: number; tenth: number }[] }> = Object.fromEntries(
+    coldTargets.map(([key]) => [key, { samplesMs: [], laterAnswersMs: [] }]),
+  );
+  let edge: NodeProcess | undefined;
+  let edgeUrl = "";
   for (let i = 0; i < COLD * coldTargets.length; i++) {
-    const [key, model, engine] = coldTargets[i % coldTargets.length];
+    const [key, model, engine] = coldTargets[i % coldTargets.length]!;
     await stopProcess(edge);
     log(`starting wrangler dev (fresh isolate ${i + 1}/${COLD * coldTargets.length}, ${model}, engine=${engine})`);
     ({ edge, edgeUrl } = await startEdge(cloudUrl, secretFile));
-    const [first, second, tenth] = await coldStart(edgeUrl, png, engine, model);
-    cold[key].samplesMs.push(first);
-    cold[key].laterAnswersMs.push({ second, tenth });
+    const [first, second, tenth] = (await coldStart(edgeUrl, png, engine, model)) as [number, number, number];
+    cold[key]!.samplesMs.push(first);
+    cold[key]!.laterAnswersMs.push({ second, tenth });
     log(`cold start (${model}, ${engine}) ${first} ms (2nd answer ${second} ms, 10th ${tenth} ms)`);
   }
 
   log("edge graphs inside workerd");
-  const edgeVariants = [
+  const edgeVariants: Variant[] = [
     { name: "cifar10", model: "cifar10" },
     ...(hasPacked ? [{ name: "cifar10 packed", model: "cifar10", engine: "packed" }] : []),
     { name: "float, opt=all", model: "bench-edge-float", opt: "all" },
@@ -539,8 +550,8 @@ async function main() {
   const laterSession = await laterSessions(edgeUrl, ["all", "basic", "disabled", ...(hasPacked ? ["packed"] : [])]);
 
   log("round trips");
-  const shippedManifest = JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8"));
-  const cls = (q) => `${edgeUrl}/v1/classify?${q}`;
+  const shippedManifest = JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8")) as Manifest;
+  const cls = (q: string) => `${edgeUrl}/v1/classify?${q}`;
   const roundTrip = await roundTrips(
     [
       { name: "edge-answered (exit=edge)", url: cls("exit=edge&engine=ort") },
@@ -564,15 +575,15 @@ async function main() {
       { name: "baseline everything in the cloud (Node, FP ResNet-32)", url: `${fullUrl}/v1/classify` },
       { name: "baseline everything at the edge (Worker, FP ResNet-32)", url: cls("model=bench-full-edge&exit=edge") },
       { name: "no inference (GET /__bench/ping on the Worker)", url: `${edgeUrl}/__bench/ping`, method: "GET" },
-      { name: "cloud tail alone (signed POST /v1/tail from Node, int8)", url: `${cloudUrl}/v1/tail/cifar10`, make: await signedTail(secret, shippedManifest) },
+      { name: "cloud tail alone (signed POST /v1/tail from Node, int8)", url: `${cloudUrl}/v1/tail/cifar10`, make: signedTail(secret, shippedManifest) },
     ],
     png,
   );
   await stopAll();
 
   log("onnxruntime-node");
-  const manifest = JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8"));
-  const [c, h, w] = manifest.split.shape;
+  const manifest = JSON.parse(readFileSync(join(benchModels, "cifar10/manifest.json"), "utf8")) as Manifest;
+  const [c, h, w] = manifest.split.shape as [number, number, number];
   const nodeRes = await nodeOrt({
     tail: { path: join(benchModels, "cifar10/cloud.onnx"), input: "split", dims: [1, c, h, w] },
     full: { path: join(benchDir, "graphs/full_fp.onnx"), input: "image", dims: [1, 3, 32, 32] },
@@ -580,11 +591,12 @@ async function main() {
     "edge-float": { path: join(benchModels, "bench-edge-float/edge.onnx"), input: "image", dims: [1, 3, 32, 32] },
     "edge-integer": { path: join(benchModels, "bench-edge-integer/edge.onnx"), input: "image", dims: [1, 3, 32, 32] },
   });
-  const wireRes = await wire(nodeRes.split, manifest.fingerprint);
+  if (!nodeRes.split) throw new Error("the edge graph gave no split output");
+  const wireRes = wire(nodeRes.split, manifest.fingerprint);
   delete nodeRes.split;
 
   const cpus = os.cpus();
-  const results = {
+  const results: Results = {
     command: `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}`,
     started,
     finished: new Date().toISOString(),
@@ -610,11 +622,12 @@ async function main() {
   results.cost = cost(results, manifest);
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(OUT.replace(/\.json$/, "") + ".md", `${markdown(goals(results))}\n\n${report(results, true)}\n`);
-  if (opt("doc")) writeDoc(resolve(root, opt("doc")), results);
+  writeFileSync(OUT.replace(/\.json$/, "") + ".md", `${markdown(goals(results as BenchResults))}\n\n${report(results as BenchResults, true)}\n`);
+  const doc = opt("doc");
+  if (doc) writeDoc(resolve(root, doc), results as BenchResults);
   console.log(`Fogline bench: ${results.machine.cpu} x${results.machine.cores}, load ${results.machine.loadavgBefore.join(" ")} -> ${results.machine.loadavgAfter.join(" ")}, ${results.model.version}`);
-  console.log(report(results));
-  console.log(`\n${table(goals(results))}`);
+  console.log(report(results as BenchResults));
+  console.log(`\n${table(goals(results as BenchResults))}`);
   console.log(`\nJSON: ${OUT} (markdown table next to it)`);
 }
 

@@ -1,5 +1,5 @@
 /**
- * scripts/gen-model-registry.mjs bundles a model's packed engine file only when it matches the
+ * scripts/gen-model-registry.ts bundles a model's packed engine file only when it matches the
  * manifest's sha256 (files.engine), and refuses to build otherwise: a stale or corrupt engine file
  * never reaches the Worker. Only refusals run here: they exit before writing anything, so the
  * registry the other tests use is untouched.
@@ -7,12 +7,16 @@
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { manifests, modelsDir } from "../models.generated.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const REGISTRY = join(ROOT, "workers/src/models/registry.generated.ts");
+/** tsx's loader as a file URL, for `node --import` from a folder without node_modules */
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 const work = mkdtempSync(join(tmpdir(), "fogline-registry-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -27,14 +31,14 @@ function modelsWith(name: string, edit: (dir: string) => void): string {
 
 function run(models: string) {
   const before = statSync(REGISTRY).mtimeMs;
-  const r = spawnSync(process.execPath, ["scripts/gen-model-registry.mjs"], { cwd: ROOT, encoding: "utf8", env: { ...process.env, FOGLINE_MODELS_DIR: models } });
+  const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/gen-model-registry.ts"], { cwd: ROOT, encoding: "utf8", env: { ...process.env, FOGLINE_MODELS_DIR: models } });
   expect(statSync(REGISTRY).mtimeMs).toBe(before);
   return r;
 }
 
 const shipsEngine = Boolean((manifests["cifar10"] as { files?: { engine?: unknown } } | undefined)?.files?.engine);
 
-describe.skipIf(!shipsEngine)("scripts/gen-model-registry.mjs and the packed engine file", () => {
+describe.skipIf(!shipsEngine)("scripts/gen-model-registry.ts and the packed engine file", () => {
   it("refuses an engine file whose bytes differ from manifest.files.engine.sha256", () => {
     const models = modelsWith("corrupt", (dir) => {
       const bytes = readFileSync(join(dir, "edge.packed.bin"));
@@ -58,8 +62,9 @@ describe("FOGLINE_EDGE_MODELS (which models the Worker bundles)", () => {
   function generate(selection: string) {
     const root = join(work, `select-${selection || "all"}`);
     mkdirSync(join(root, "scripts"), { recursive: true });
-    copyFileSync(join(ROOT, "scripts/gen-model-registry.mjs"), join(root, "scripts/gen-model-registry.mjs"));
-    const r = spawnSync(process.execPath, [join(root, "scripts/gen-model-registry.mjs")], {
+    copyFileSync(join(ROOT, "scripts/gen-model-registry.ts"), join(root, "scripts/gen-model-registry.ts"));
+    // tsx from this checkout: the scratch root has no node_modules
+    const r = spawnSync(process.execPath, ["--import", TSX, join(root, "scripts/gen-model-registry.ts")], {
       cwd: root,
       encoding: "utf8",
       env: { ...process.env, FOGLINE_MODELS_DIR: modelsDir, FOGLINE_EDGE_MODELS: selection },
