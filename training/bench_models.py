@@ -1,4 +1,4 @@
-"""Model folders and graphs for `npm run bench` (scripts/bench.mjs), built with the export code
+"""Model folders and graphs for `npm run bench` (scripts/bench.ts), built with the export code
 from a SplitResNet of the shipped model's configuration. Weights are random (seeded): speed does
 not depend on them, and nothing here is served outside the benchmark.
 
