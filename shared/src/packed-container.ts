@@ -112,6 +112,47 @@ export function readEngineContainer(bytes: ArrayBuffer, manifest: Manifest, edge
   return { json, blob: own, tensor, fail };
 }
 
+/** A block's output plane size for its input size and stride (3x3 conv, padding 1). */
+export const outSize = (n: number, stride: number): number => Math.floor((n - 1) / stride) + 1;
+
+/** A block's shortcut fields, the same in both formats: identity (shift) or projection (1x1 conv). */
+export const ShortcutHeader = { shift: TensorRef.optional(), shortcutWeight: TensorRef.optional(), shortcutBias: TensorRef.optional() };
+/** identity shortcut: the bn_out shift; projection: 1x1 conv weight [cout][cin] and bias */
+export type PackedShortcut = { kind: "identity"; shift: Float32Array } | { kind: "projection"; weight: Float32Array; bias: Float32Array };
+
+/** A block's shortcut (both formats): exactly one of shift or shortcutWeight + shortcutBias. */
+export function parseShortcut(b: { cin: number; cout: number; stride: number } & { [K in keyof typeof ShortcutHeader]?: TensorRef }, at: string, tensor: TensorReader, fail: Fail): PackedShortcut {
+  if (b.shift && !b.shortcutWeight && !b.shortcutBias) {
+    if (b.stride !== 1 || b.cin !== b.cout) fail(`${at}: an identity shortcut needs stride 1 and equal channels`);
+    return { kind: "identity", shift: tensor(b.shift, "f32", b.cout, `${at}.shift`) };
+  }
+  if (!b.shift && b.shortcutWeight && b.shortcutBias) {
+    return {
+      kind: "projection",
+      weight: tensor(b.shortcutWeight, "f32", b.cout * b.cin, `${at}.shortcutWeight`),
+      bias: tensor(b.shortcutBias, "f32", b.cout, `${at}.shortcutBias`),
+    };
+  }
+  return fail(`${at}: needs either shift or shortcutWeight + shortcutBias`);
+}
+
+/** The full-precision stem (both formats), checked against the manifest's input size. */
+export interface PackedStem {
+  weight: Float32Array;
+  bias: Float32Array;
+  cout: number;
+}
+export function parseStem(input: readonly [number, number, number], stem: { weight: TensorRef; bias: TensorRef }, cout: number, manifest: Manifest, tensor: TensorReader, fail: Fail): PackedStem {
+  const [inC, inH, inW] = input;
+  if (inH !== manifest.input.height || inW !== manifest.input.width) fail(`input ${inH}x${inW} differs from the manifest's`);
+  if (inW % 8 !== 0) fail(`input width ${inW}: the stem kernel needs a multiple of 8`);
+  return {
+    weight: tensor<Float32Array>(stem.weight, "f32", cout * inC * 9, "stem.weight"),
+    bias: tensor<Float32Array>(stem.bias, "f32", cout, "stem.bias"),
+    cout,
+  };
+}
+
 /** The split [c, h, w] against the header's and the manifest's, and the exit head (both formats). */
 export function parseSplitAndExit(split: readonly [number, number, number], headerSplit: readonly number[], exit: z.infer<typeof ExitHeader>, manifest: Manifest, tensor: TensorReader, fail: Fail): PackedExit {
   const [c, ph, pw] = split;

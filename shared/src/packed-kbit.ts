@@ -7,7 +7,7 @@
  * model's edge.onnx. Parsed and checked here against the manifest; workers/src/engine/kbit.ts runs it.
  */
 import * as z from "zod";
-import { dim, ExitHeader, type Fail, type PackedExit, parseSplitAndExit, type TensorReader, TensorRef } from "./packed-container.js";
+import { dim, ExitHeader, type Fail, outSize, type PackedExit, type PackedShortcut, type PackedStem, parseShortcut, parseSplitAndExit, parseStem, ShortcutHeader, type TensorReader, TensorRef } from "./packed-container.js";
 import type { Manifest } from "./schemas/manifest.js";
 
 /** 2..4-bit activations: levels up to 15, a valid i7 operand of the engine's dot product, and
@@ -34,9 +34,7 @@ const BlockHeader = z.object({
   conv2: TensorRef,
   conv2Zero: z.number().int(),
   scale: TensorRef,
-  shift: TensorRef.optional(),
-  shortcutWeight: TensorRef.optional(),
-  shortcutBias: TensorRef.optional(),
+  ...ShortcutHeader,
 });
 
 const KbitHeader = z.object({
@@ -71,7 +69,7 @@ export interface PackedKbitBlock {
   conv2: Int8Array;
   /** conv2's DequantizeLinear scale (bn_out folded in) */
   scale: Float32Array;
-  shortcut: { kind: "identity"; shift: Float32Array } | { kind: "projection"; weight: Float32Array; bias: Float32Array };
+  shortcut: PackedShortcut;
 }
 
 export interface PackedKbitEdge {
@@ -80,14 +78,12 @@ export interface PackedKbitEdge {
   input: readonly [number, number, number];
   /** activation levels L in 0..n, n = 2^actBits - 1 (the ConvInteger input is 2L, zero point n) */
   actBits: number;
-  stem: { weight: Float32Array; bias: Float32Array; cout: number };
+  stem: PackedStem;
   blocks: PackedKbitBlock[];
   split: readonly [number, number, number];
   exit: PackedExit;
   blob: Uint8Array;
 }
-
-const outSize = (n: number, stride: number) => Math.floor((n - 1) / stride) + 1;
 
 /** The header of a k-bit file (already read by readEngineContainer) as the engine's structure. */
 export function parseKbitEdge(json: unknown, blob: Uint8Array, tensor: TensorReader, fail: Fail, manifest: Manifest): PackedKbitEdge {
@@ -118,16 +114,9 @@ export function parseKbitEdge(json: unknown, blob: Uint8Array, tensor: TensorRea
     if (big) fail(`${what}: a code beyond +-${MAX_CODE}`);
     return out;
   };
-  const [inC, inH, inW] = h.input;
-  if (inH !== manifest.input.height || inW !== manifest.input.width) fail(`input ${inH}x${inW} differs from the manifest's`);
-  if (inW % 8 !== 0) fail(`input width ${inW}: the stem kernel needs a multiple of 8`);
-  const stemOut = h.blocks[0]!.cin;
-  const stem = {
-    weight: tensor<Float32Array>(h.stem.weight, "f32", stemOut * inC * 9, "stem.weight"),
-    bias: tensor<Float32Array>(h.stem.bias, "f32", stemOut, "stem.bias"),
-    cout: stemOut,
-  };
-  let c = stemOut;
+  const stem = parseStem(h.input, h.stem, h.blocks[0]!.cin, manifest, tensor, fail);
+  const [, inH, inW] = h.input;
+  let c = stem.cout;
   let ph = inH;
   let pw = inW;
   const blocks: PackedKbitBlock[] = h.blocks.map((b, i) => {
@@ -138,19 +127,7 @@ export function parseKbitEdge(json: unknown, blob: Uint8Array, tensor: TensorRea
     const ho = outSize(b.h, b.stride);
     const wo = outSize(b.w, b.stride);
     if (b.w % 8 !== 0 || wo % 8 !== 0 || (ho * wo) % 16 !== 0) fail(`${at}: plane widths must be multiples of 8, planes of 16 pixels`);
-    let shortcut: PackedKbitBlock["shortcut"];
-    if (b.shift && !b.shortcutWeight && !b.shortcutBias) {
-      if (b.stride !== 1 || b.cin !== b.cout) fail(`${at}: an identity shortcut needs stride 1 and equal channels`);
-      shortcut = { kind: "identity", shift: tensor(b.shift, "f32", b.cout, `${at}.shift`) };
-    } else if (!b.shift && b.shortcutWeight && b.shortcutBias) {
-      shortcut = {
-        kind: "projection",
-        weight: tensor(b.shortcutWeight, "f32", b.cout * b.cin, `${at}.shortcutWeight`),
-        bias: tensor(b.shortcutBias, "f32", b.cout, `${at}.shortcutBias`),
-      };
-    } else {
-      return fail(`${at}: needs either shift or shortcutWeight + shortcutBias`);
-    }
+    const shortcut = parseShortcut(b, at, tensor, fail);
     c = b.cout;
     ph = ho;
     pw = wo;

@@ -9,7 +9,7 @@
  */
 import * as z from "zod";
 import { bytesToHex } from "./hex.js";
-import { dim, ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAX_CHANNELS, EngineFileError, ExitHeader, type PackedExit, parseSplitAndExit, readEngineContainer, TensorRef } from "./packed-container.js";
+import { dim, ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAX_CHANNELS, EngineFileError, ExitHeader, outSize, type PackedExit, type PackedShortcut, type PackedStem, parseShortcut, parseSplitAndExit, parseStem, readEngineContainer, ShortcutHeader, TensorRef } from "./packed-container.js";
 import { parseKbitEdge, type PackedKbitEdge } from "./packed-kbit.js";
 import type { Manifest } from "./schemas/manifest.js";
 
@@ -27,9 +27,7 @@ const BlockHeader = z.object({
   threshold: TensorRef,
   conv2: TensorRef,
   scale: TensorRef,
-  shift: TensorRef.optional(),
-  shortcutWeight: TensorRef.optional(),
-  shortcutBias: TensorRef.optional(),
+  ...ShortcutHeader,
 });
 
 const EngineHeader = z.object({
@@ -61,23 +59,20 @@ export interface PackedBlock {
   threshold: Int32Array;
   conv2: Uint32Array;
   scale: Float32Array;
-  /** identity shortcut: the bn_out shift; projection: 1x1 conv weight [cout][cin] and bias */
-  shortcut: { kind: "identity"; shift: Float32Array } | { kind: "projection"; weight: Float32Array; bias: Float32Array };
+  shortcut: PackedShortcut;
 }
 
 export interface PackedEdge {
   kind: "binary";
   sourceSha256: string;
   input: readonly [number, number, number];
-  stem: { weight: Float32Array; bias: Float32Array; cout: number };
+  stem: PackedStem;
   blocks: PackedBlock[];
   split: readonly [number, number, number];
   exit: PackedExit;
   /** the blob the arrays above view (little-endian, 4-aligned offsets; exit.weight is a dequantized copy) */
   blob: Uint8Array;
 }
-
-const outSize = (n: number, stride: number) => Math.floor((n - 1) / stride) + 1;
 
 /** Parses and checks an engine file, either format, against the model's manifest. Throws EngineFileError. */
 export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest, edgeOnnx?: ArrayBuffer): AnyPackedEdge {
@@ -93,16 +88,9 @@ export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest, edgeOnnx
     if (words.some((w) => (w & mask) !== 0)) fail(`${what} sets bits beyond its ${cin} channels`);
   };
 
-  const [inC, inH, inW] = h.input;
-  if (inH !== manifest.input.height || inW !== manifest.input.width) fail(`input ${inH}x${inW} differs from the manifest's`);
-  if (inW % 8 !== 0) fail(`input width ${inW}: the stem kernel needs a multiple of 8`);
-  const stemOut = h.blocks[0]!.cin;
-  const stem = {
-    weight: tensor<Float32Array>(h.stem.weight, "f32", stemOut * inC * 9, "stem.weight"),
-    bias: tensor<Float32Array>(h.stem.bias, "f32", stemOut, "stem.bias"),
-    cout: stemOut,
-  };
-  let c = stemOut;
+  const stem = parseStem(h.input, h.stem, h.blocks[0]!.cin, manifest, tensor, fail);
+  const [, inH, inW] = h.input;
+  let c = stem.cout;
   let ph = inH;
   let pw = inW;
   const blocks: PackedBlock[] = h.blocks.map((b, i) => {
@@ -117,19 +105,7 @@ export function parsePackedEdge(bytes: ArrayBuffer, manifest: Manifest, edgeOnnx
     const conv2 = tensor<Uint32Array>(b.conv2, "u32", b.cout * 9, `${at}.conv2`);
     checkWords(conv1, b.cin, `${at}.conv1`);
     checkWords(conv2, b.cout, `${at}.conv2`);
-    let shortcut: PackedBlock["shortcut"];
-    if (b.shift && !b.shortcutWeight && !b.shortcutBias) {
-      if (b.stride !== 1 || b.cin !== b.cout) fail(`${at}: an identity shortcut needs stride 1 and equal channels`);
-      shortcut = { kind: "identity", shift: tensor(b.shift, "f32", b.cout, `${at}.shift`) };
-    } else if (!b.shift && b.shortcutWeight && b.shortcutBias) {
-      shortcut = {
-        kind: "projection",
-        weight: tensor(b.shortcutWeight, "f32", b.cout * b.cin, `${at}.shortcutWeight`),
-        bias: tensor(b.shortcutBias, "f32", b.cout, `${at}.shortcutBias`),
-      };
-    } else {
-      return fail(`${at}: needs either shift or shortcutWeight + shortcutBias`);
-    }
+    const shortcut = parseShortcut(b, at, tensor, fail);
     c = b.cout;
     ph = ho;
     pw = wo;

@@ -15,7 +15,8 @@
  * (the trace reruns the convs in SUMS mode), the split and the exit logits against onnxruntime
  * on every test vector.
  */
-import { EDGE_INPUT, EDGE_OUTPUTS, type GraphRunner, type Tensor } from "../../../shared/src/runner.js";
+import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
+import { runAsync, runBatch } from "./batch.js";
 import type { PackedKbitEdge } from "../../../shared/src/packed-kbit.js";
 import { instantiateKernels, type Kernels, outSize, WasmHeap } from "./kernels.js";
 import type { PackedTrace } from "./packed.js";
@@ -183,35 +184,12 @@ export class KbitRunner implements GraphRunner {
   }
 
   run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    try {
-      return Promise.resolve(this.runSync(feeds));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return runAsync(() => this.runSync(feeds));
   }
 
   /** Synchronous: no await inside, so concurrent requests of an isolate cannot interleave here. */
   runSync(feeds: Record<string, Tensor>, trace?: PackedTrace): Record<string, Tensor> {
-    const image = feeds[EDGE_INPUT];
-    const [c, h, w] = this.edge.input;
-    if (!image || image.dims.length !== 4 || image.dims[1] !== c || image.dims[2] !== h || image.dims[3] !== w) {
-      throw new Error(`packed engine: input "${EDGE_INPUT}" must be [N,${c},${h},${w}], got [${image?.dims.join(",") ?? ""}]`);
-    }
-    const batch = image.dims[0]!;
-    const [sc, sh, sw] = this.edge.split;
-    const per = sc * sh * sw;
-    const classes = this.edge.exit.classes;
-    const split = new Float32Array(batch * per);
-    const exitLogits = new Float32Array(batch * classes);
-    for (let i = 0; i < batch; i++) {
-      const x = this.forward(image.data.subarray(i * c * h * w, (i + 1) * c * h * w), trace);
-      split.set(new Float32Array(this.k.memory.buffer, x, per), i * per);
-      exitLogits.set(new Float32Array(this.k.memory.buffer, this.logits, classes), i * classes);
-    }
-    return {
-      [EDGE_OUTPUTS.exitLogits]: { data: exitLogits, dims: [batch, classes] },
-      [EDGE_OUTPUTS.split]: { data: split, dims: [batch, sc, sh, sw] },
-    };
+    return runBatch(this.edge, feeds, this.k.memory, this.logits, (image) => this.forward(image, trace));
   }
 
   /** One image; returns the byte offset of its split plane (the exit logits are in this.logits). */
