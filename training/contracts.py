@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 CONTRACTS_JSON = Path(__file__).resolve().parent.parent / "shared" / "contracts.json"
 CONTRACTS: dict = json.loads(CONTRACTS_JSON.read_text())
 
@@ -31,3 +33,5 @@ CLOUD_INPUT: str = GRAPH["cloud"]["input"]
 CLOUD_OUTPUT: str = GRAPH["cloud"]["output"]
 
 PACKED: dict = CONTRACTS["packed"]
+# the engine file's element types by their header name ("f32" -> np.float32, ...)
+PACKED_DTYPES: dict[str, type] = {name: np.dtype(f"{name[0]}{int(name[1:]) // 8}").type for name in PACKED["dtypes"]}

@@ -35,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
-from .contracts import EDGE_EXIT_LOGITS, EDGE_SPLIT, PACKED
+from .contracts import PACKED, PACKED_DTYPES
+from .pack_graph import Graph, NotPackable, attrs, channel_vector, conv_geometry, parse_exit, parse_shortcut, parse_stem
+from .pack_kbit import onnx_raw_initializers, parse_kbit_edge
 
 # the file's constants: shared/contracts.json ("packed"), which shared/src/packed.ts reads too
 # (version history: 2 stores the exit FC's weight as int8 codes + a float32 scale per row)
@@ -45,73 +46,14 @@ MAGIC = PACKED["magic"].encode("ascii")
 VERSION: int = PACKED["version"]
 FORMAT: str = PACKED["format"]
 FILE_NAME: str = PACKED["fileName"]
-# the blob's element types by their header name
-DTYPES = {name: np.dtype(f"{name[0]}{int(name[1:]) // 8}").type for name in PACKED["dtypes"]}
 MAX_CHANNELS: int = PACKED["maxChannels"]  # one u32 word per pixel (workers/engine/binconv.ts)
-
-
-class NotPackable(ValueError):
-    """The edge graph is not an edge of a shape the packed engine runs."""
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class _Graph:
-    """The edge graph's nodes in order, with a cursor, and its initializers as numpy arrays."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.nodes = list(model.graph.node)
-        self.i = 0
-        self.inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-
-    def take(self, op: str, first_input: str | None = None) -> onnx.NodeProto:
-        if self.i >= len(self.nodes):
-            raise NotPackable(f"graph ends where a {op} was expected")
-        n = self.nodes[self.i]
-        if n.op_type != op:
-            raise NotPackable(f"node {self.i} ({n.name}) is {n.op_type}, expected {op}")
-        if first_input is not None and n.input[0] != first_input:
-            raise NotPackable(f"node {self.i} ({n.name}) reads {n.input[0]}, expected {first_input}")
-        self.i += 1
-        return n
-
-    def peek(self) -> str | None:
-        return self.nodes[self.i].op_type if self.i < len(self.nodes) else None
-
-    def init(self, name: str, dtype: type | None = None) -> np.ndarray:
-        if name not in self.inits:
-            raise NotPackable(f"{name} is not an initializer")
-        a = self.inits[name]
-        if dtype is not None and a.dtype != dtype:
-            raise NotPackable(f"{name} is {a.dtype}, expected {np.dtype(dtype)}")
-        return a
-
-    def scalar(self, name: str, dtype: type, value: int | float) -> None:
-        a = self.init(name, dtype)
-        if a.size != 1 or a.reshape(()) != value:
-            raise NotPackable(f"{name} is {a.ravel()[:4]}, expected {value}")
-
-
-def _attrs(n: onnx.NodeProto) -> dict:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-
-
-def _conv_geometry(n: onnx.NodeProto, k: int) -> int:
-    """Checks kernel k x k with 'same' padding (k // 2); returns the stride."""
-    a = _attrs(n)
-    if list(a.get("kernel_shape", [k, k])) != [k, k] or list(a.get("pads", [0] * 4)) != [k // 2] * 4:
-        raise NotPackable(f"{n.name}: expected a {k}x{k} kernel with pads {k // 2}, got {a}")
-    if a.get("group", 1) != 1 or list(a.get("dilations", [1, 1])) != [1, 1]:
-        raise NotPackable(f"{n.name}: groups and dilations are not supported")
-    s = list(a.get("strides", [1, 1]))
-    if s[0] != s[1]:
-        raise NotPackable(f"{n.name}: unequal strides {s}")
-    return int(s[0])
-
-
-def _sign_where(g: _Graph, cond: str) -> str:
+def _sign_where(g: Graph, cond: str) -> str:
     """Where(cond, 2, 0) as uint8: the binary level (value = level - 1)."""
     w = g.take("Where", cond)
     g.scalar(w.input[1], np.uint8, 2)
@@ -119,10 +61,10 @@ def _sign_where(g: _Graph, cond: str) -> str:
     return w.output[0]
 
 
-def _binary_conv(g: _Graph, x: str) -> tuple[onnx.NodeProto, np.ndarray, int]:
+def _binary_conv(g: Graph, x: str) -> tuple[onnx.NodeProto, np.ndarray, int]:
     """ConvInteger over binary levels: returns the node, the packed words [cout, 9] and the stride."""
     n = g.take("ConvInteger", x)
-    stride = _conv_geometry(n, 3)
+    stride = conv_geometry(n, 3)
     w = g.init(n.input[1], np.uint8)
     g.scalar(n.input[2], np.uint8, 1)
     g.scalar(n.input[3], np.uint8, 1)
@@ -149,16 +91,9 @@ def unpack_bits(words: np.ndarray, cin: int) -> np.ndarray:
     return np.where(bits == 1, 0, 2).astype(np.uint8).reshape(len(words), cin, 3, 3)
 
 
-def _channel_vector(g: _Graph, name: str, c: int, dtype: type) -> np.ndarray:
-    a = g.init(name, dtype)
-    if a.size != c:
-        raise NotPackable(f"{name}: {a.size} values for {c} channels")
-    return a.reshape(c)
-
-
 def parse_edge(model: onnx.ModelProto) -> dict:
     """The W1A1 edge graph as the engine's structure (numpy arrays, exact copies of the initializers)."""
-    g = _Graph(model)
+    g = Graph(model)
     dims, sw, sb, x = parse_stem(g, model)
     _, h, w = dims
     c = sw.shape[0]
@@ -168,42 +103,23 @@ def parse_edge(model: onnx.ModelProto) -> dict:
     while g.peek() == "Mul":
         mul = g.take("Mul", x)
         ge = g.take("GreaterOrEqual", mul.output[0])
-        scale, neg_shift = _channel_vector(g, mul.input[1], c, np.float32), _channel_vector(g, ge.input[1], c, np.float32)
+        scale, neg_shift = channel_vector(g, mul.input[1], c, np.float32), channel_vector(g, ge.input[1], c, np.float32)
         q1 = _sign_where(g, ge.output[0])
         conv1, w1, stride = _binary_conv(g, q1)
         cout = len(w1)
         thr_ge = g.take("GreaterOrEqual", conv1.output[0])
-        thr = _channel_vector(g, thr_ge.input[1], cout, np.int32)
+        thr = channel_vector(g, thr_ge.input[1], cout, np.int32)
         q2 = _sign_where(g, thr_ge.output[0])
         conv2, w2, stride2 = _binary_conv(g, q2)
         if stride2 != 1 or len(w2) != cout or g.init(conv2.input[1]).shape[1] != cout:
             raise NotPackable(f"{conv2.name}: expected a stride-1 {cout} -> {cout} conv")
         dq = g.take("DequantizeLinear", conv2.output[0])
-        if len(dq.input) > 2 or _attrs(dq).get("axis", 1) != 1:
+        if len(dq.input) > 2 or attrs(dq).get("axis", 1) != 1:
             raise NotPackable(f"{dq.name}: expected a per-channel scale on axis 1 and no zero point")
-        scale2 = _channel_vector(g, dq.input[1], cout, np.float32)
+        scale2 = channel_vector(g, dq.input[1], cout, np.float32)
         block = {"cin": c, "cout": cout, "stride": stride, "h": h, "w": w, "bnScale": scale, "bnNegShift": neg_shift,
                  "conv1": w1, "threshold": thr, "conv2": w2, "scale": scale2}
-        if g.peek() == "Add":  # identity shortcut: + shift, + x
-            if stride != 1 or cout != c:
-                raise NotPackable(f"{conv1.name}: an identity shortcut needs stride 1 and {c} -> {c} channels")
-            shift = g.take("Add", dq.output[0])
-            block["shift"] = _channel_vector(g, shift.input[1], cout, np.float32)
-            add = g.take("Add", shift.output[0])
-            if add.input[1] != x:
-                raise NotPackable(f"{add.name}: the residual must add the block input {x}")
-        else:  # projection shortcut: Conv 1x1 of the block input (bias holds the bn_out shift)
-            sc = g.take("Conv", x)
-            if _conv_geometry(sc, 1) != stride or len(sc.input) != 3:
-                raise NotPackable(f"{sc.name}: expected a 1x1 conv with bias and stride {stride}")
-            scw = g.init(sc.input[1], np.float32)
-            if scw.shape != (cout, c, 1, 1):
-                raise NotPackable(f"{sc.name}: weight shape {scw.shape}")
-            block["shortcutWeight"] = scw.reshape(cout, c)
-            block["shortcutBias"] = _channel_vector(g, sc.input[2], cout, np.float32)
-            add = g.take("Add", dq.output[0])
-            if add.input[1] != sc.output[0]:
-                raise NotPackable(f"{add.name}: the residual must add the shortcut conv")
+        add = parse_shortcut(g, block, x, dq.output[0])
         x = g.take("Relu", add.output[0]).output[0]
         blocks.append(block)
         c, h, w = cout, (h - 1) // stride + 1, (w - 1) // stride + 1
@@ -216,64 +132,6 @@ def parse_edge(model: onnx.ModelProto) -> dict:
             "split": [c, h, w], "exit": exit_head}
 
 
-def parse_stem(g: _Graph, model: onnx.ModelProto) -> tuple[list[int], np.ndarray, np.ndarray, str]:
-    """The input [3, H, W] and the stem (3x3 Conv with bias, Relu): (dims, weight, bias, output name)."""
-    inp = model.graph.input[0]
-    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim][1:]
-    if len(dims) != 3 or dims[0] != 3:
-        raise NotPackable(f"input {inp.name} has shape {dims}, expected [3, H, W]")
-    stem = g.take("Conv", inp.name)
-    if _conv_geometry(stem, 3) != 1 or len(stem.input) != 3:
-        raise NotPackable("the stem must be a stride-1 3x3 Conv with a bias")
-    sw, sb = g.init(stem.input[1], np.float32), g.init(stem.input[2], np.float32)
-    return dims, sw, sb, g.take("Relu", stem.output[0]).output[0]
-
-
-def parse_exit(g: _Graph, x: str, c: int, h: int, w: int) -> dict:
-    """The split (Identity of the last block's output x, c x h x w) and the exit head
-    (AveragePool k x k stride k -> Flatten -> Gemm over the int8 exit weight); checks that the
-    graph ends there."""
-    split = g.take("Identity", x)
-    if split.output[0] != EDGE_SPLIT:
-        raise NotPackable("the last block must feed the split output")
-    pool = g.take("AveragePool", EDGE_SPLIT)
-    pa = _attrs(pool)
-    k = list(pa.get("kernel_shape", []))
-    if len(k) != 2 or k[0] != k[1] or list(pa.get("strides", [1, 1])) != k or any(pa.get("pads", [0] * 4)) or pa.get("ceil_mode", 0):
-        raise NotPackable(f"{pool.name}: expected AveragePool kernel k x k, stride k, no padding; got {pa}")
-    flat = g.take("Flatten", pool.output[0])
-    cast = g.take("Cast")
-    mul = g.take("Mul", cast.output[0])
-    fw, fscale = _exit_weight(g, cast, mul)
-    gemm = g.take("Gemm", flat.output[0])
-    ga = _attrs(gemm)
-    if ga.get("transB", 0) != 1 or ga.get("transA", 0) != 0 or ga.get("alpha", 1.0) != 1.0 or ga.get("beta", 1.0) != 1.0 or gemm.output[0] != EDGE_EXIT_LOGITS:
-        raise NotPackable(f"{gemm.name}: expected exit_logits = flat @ W^T + b")
-    if gemm.input[1] != mul.output[0]:
-        raise NotPackable(f"{gemm.name}: the weight must be the int8 exit weight (Cast(codes) * scale)")
-    fb = g.init(gemm.input[2], np.float32)
-    features = c * ((h - k[0]) // k[0] + 1) * ((w - k[0]) // k[0] + 1)
-    if fw.shape[1] != features or fb.shape != (fw.shape[0],):
-        raise NotPackable(f"exit FC {fw.shape} does not take {features} features")
-    if g.i != len(g.nodes):
-        raise NotPackable(f"unexpected nodes after the exit head: {[n.op_type for n in g.nodes[g.i:]]}")
-    return {"pool": k[0], "weight": fw, "weightScale": fscale, "bias": fb}
-
-
-def _exit_weight(g: _Graph, cast: onnx.NodeProto, mul: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
-    """The exit FC's weight: Cast(int8 codes [classes, features]) to float * a float32 scale per
-    row ([classes, 1]), i.e. float(code) * scale (training.quant.exit_weight_codes)."""
-    if _attrs(cast).get("to") != onnx.TensorProto.FLOAT:
-        raise NotPackable(f"{cast.name}: expected a Cast of the exit weight's int8 codes to float")
-    codes = g.init(cast.input[0], np.int8)
-    scale = g.init(mul.input[1], np.float32)
-    if codes.ndim != 2 or scale.shape != (codes.shape[0], 1):
-        raise NotPackable(f"{mul.name}: codes {codes.shape} and scale {scale.shape} do not match (one scale per row)")
-    if np.any(codes == -128):
-        raise NotPackable(f"{cast.name}: codes must lie in [-127, 127]")
-    return codes, scale.ravel()
-
-
 def _write(structure: dict, onnx_refs: dict[tuple[str, bytes], str] | None = None) -> bytes:
     """The file; with onnx_refs ((dtype, little-endian bytes) -> initializer name of the source
     edge.onnx, k-bit format), a tensor the graph holds byte for byte as an initializer's raw_data
@@ -281,7 +139,7 @@ def _write(structure: dict, onnx_refs: dict[tuple[str, bytes], str] | None = Non
     blob = bytearray()
 
     def tensor(a: np.ndarray) -> dict:
-        dtype = {np.dtype(t): name for name, t in DTYPES.items()}[a.dtype]
+        dtype = {np.dtype(t): name for name, t in PACKED_DTYPES.items()}[a.dtype]
         data = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
         if onnx_refs and (dtype, data) in onnx_refs:
             return {"onnx": onnx_refs[(dtype, data)], "length": int(a.size), "dtype": dtype}
@@ -314,10 +172,6 @@ def pack_edge(edge_bytes: bytes) -> bytes:
     model = onnx.load_model_from_string(edge_bytes)
     ops = [n.op_type for n in model.graph.node[:5]]
     if ops[2:5] == ["Mul", "Add", "Clip"]:
-        from .pack_kbit import parse_kbit_edge  # it builds on this module's graph reader
-
-        from .pack_kbit import onnx_raw_initializers
-
         structure = parse_kbit_edge(model)
         structure["source"] = {"file": "edge.onnx", "sha256": sha256_bytes(edge_bytes)}
         return _write(structure, onnx_raw_initializers(model))
@@ -353,11 +207,11 @@ def read_engine(data: bytes, edge_bytes: bytes | None = None) -> dict:
 
     def walk(v):
         if isinstance(v, dict) and set(v) == {"offset", "length", "dtype"}:
-            return np.frombuffer(blob, np.dtype(DTYPES[v["dtype"]]).newbyteorder("<"), v["length"], v["offset"]).copy()
+            return np.frombuffer(blob, np.dtype(PACKED_DTYPES[v["dtype"]]).newbyteorder("<"), v["length"], v["offset"]).copy()
         if isinstance(v, dict) and set(v) == {"onnx", "length", "dtype"}:
             if v["onnx"] not in inits:
                 raise ValueError(f"the engine refers to edge.onnx's {v['onnx']!r}: pass edge_bytes (the source edge.onnx)")
-            return np.frombuffer(inits[v["onnx"]].raw_data, np.dtype(DTYPES[v["dtype"]]).newbyteorder("<"), v["length"]).copy()
+            return np.frombuffer(inits[v["onnx"]].raw_data, np.dtype(PACKED_DTYPES[v["dtype"]]).newbyteorder("<"), v["length"]).copy()
         if isinstance(v, dict):
             return {k: walk(x) for k, x in v.items()}
         if isinstance(v, list):

@@ -36,8 +36,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .contracts import PACKED
-from .pack import DTYPES, NotPackable, _attrs, _channel_vector, _conv_geometry, _Graph, parse_exit, parse_stem
+from .contracts import PACKED, PACKED_DTYPES
+from .pack_graph import Graph, NotPackable, attrs, channel_vector, conv_geometry, parse_exit, parse_shortcut, parse_stem
 
 KBIT_FORMAT: str = PACKED["kbitFormat"]
 # 2..4-bit activations: a level L <= 15 is a valid operand of the engine's i8 x i7 dot product,
@@ -48,15 +48,15 @@ MAX_CODE = 15  # |weight code|, the same bound
 FILTERS = 4  # filters per pass of the conv kernel: cout must be a multiple
 
 
-def _scalar_f32(g: _Graph, name: str, value: float) -> None:
+def _scalar_f32(g: Graph, name: str, value: float) -> None:
     g.scalar(name, np.float32, value)
 
 
-def _quantizer(g: _Graph, x: str, c: int) -> tuple[np.ndarray, np.ndarray, int, str]:
+def _quantizer(g: Graph, x: str, c: int) -> tuple[np.ndarray, np.ndarray, int, str]:
     """The affine + k-bit activation quantizer into uint8 levels; returns (scale, shift, n, q)."""
     mul = g.take("Mul", x)
     add = g.take("Add", mul.output[0])
-    scale, shift = _channel_vector(g, mul.input[1], c, np.float32), _channel_vector(g, add.input[1], c, np.float32)
+    scale, shift = channel_vector(g, mul.input[1], c, np.float32), channel_vector(g, add.input[1], c, np.float32)
     clip = g.take("Clip", add.output[0])
     if len(clip.input) != 3:
         raise NotPackable(f"{clip.name}: expected Clip with min and max inputs")
@@ -73,12 +73,12 @@ def _quantizer(g: _Graph, x: str, c: int) -> tuple[np.ndarray, np.ndarray, int, 
     two = g.take("Mul", rnd.output[0])
     _scalar_f32(g, two.input[1], 2.0)
     cast = g.take("Cast", two.output[0])
-    if _attrs(cast).get("to") != onnx.TensorProto.UINT8:
+    if attrs(cast).get("to") != onnx.TensorProto.UINT8:
         raise NotPackable(f"{cast.name}: expected a Cast to uint8")
     return scale, shift, n, cast.output[0]
 
 
-def _unpacked_weight(g: _Graph, name: str) -> np.ndarray:
+def _unpacked_weight(g: Graph, name: str) -> np.ndarray:
     """A ConvInteger weight: an initializer, or the nibble unpacking onnx_graph.uint8_weight
     builds (BitShift x4, Concat, optional Slice, Reshape), evaluated as ONNX defines it in uint8."""
     if name in g.inits:
@@ -88,7 +88,7 @@ def _unpacked_weight(g: _Graph, name: str) -> np.ndarray:
 
     def shift(node: onnx.NodeProto, value: np.ndarray) -> np.ndarray:
         k = int(g.init(node.input[1], np.uint8).reshape(()))
-        left = _attrs(node).get("direction") in (b"LEFT", "LEFT")
+        left = attrs(node).get("direction") in (b"LEFT", "LEFT")
         return (value << np.uint8(k)) if left else (value >> np.uint8(k))
 
     low = shift(l1, packed)
@@ -99,7 +99,7 @@ def _unpacked_weight(g: _Graph, name: str) -> np.ndarray:
     h2 = g.take("BitShift", h1.output[0])
     high = shift(h2, high)
     cat = g.take("Concat", l2.output[0])
-    if list(cat.input) != [l2.output[0], h2.output[0]] or _attrs(cat).get("axis") != 0:
+    if list(cat.input) != [l2.output[0], h2.output[0]] or attrs(cat).get("axis") != 0:
         raise NotPackable(f"{cat.name}: expected Concat(low, high) on axis 0")
     flat = np.concatenate([low, high]).astype(np.uint8)
     last = cat.output[0]
@@ -115,7 +115,7 @@ def _unpacked_weight(g: _Graph, name: str) -> np.ndarray:
     return flat.reshape(tuple(int(d) for d in g.init(rs.input[1], np.int64)))
 
 
-def _kbit_conv(g: _Graph, q: str, n: int) -> tuple[onnx.NodeProto, np.ndarray, int, int]:
+def _kbit_conv(g: Graph, q: str, n: int) -> tuple[onnx.NodeProto, np.ndarray, int, int]:
     """ConvInteger over k-bit levels: (node, uint8 weights halved [cout, cin, 3, 3], zero point, stride)."""
     name = next((m.input[1] for m in g.nodes[g.i:] if m.op_type == "ConvInteger"), None)
     if name is None:
@@ -124,7 +124,7 @@ def _kbit_conv(g: _Graph, q: str, n: int) -> tuple[onnx.NodeProto, np.ndarray, i
     node = g.take("ConvInteger", q)
     if node.input[1] != name:
         raise NotPackable(f"{node.name}: unexpected weight {node.input[1]}")
-    stride = _conv_geometry(node, 3)
+    stride = conv_geometry(node, 3)
     g.scalar(node.input[2], np.uint8, n)
     zero = int(g.init(node.input[3], np.uint8).reshape(()))
     if stride not in (1, 2):
@@ -159,7 +159,7 @@ def unpack_nibbles(data: np.ndarray, count: int) -> np.ndarray:
 def onnx_raw_initializers(model: onnx.ModelProto) -> dict[tuple[str, bytes], str]:
     """(dtype name, little-endian bytes) -> name of each initializer stored as raw_data in one of
     the file's element types: what the writer refers to instead of copying (pack._write)."""
-    names = {np.dtype(t): name for name, t in DTYPES.items()}
+    names = {np.dtype(t): name for name, t in PACKED_DTYPES.items()}
     out: dict[tuple[str, bytes], str] = {}
     for t in model.graph.initializer:
         if not t.raw_data or t.data_location == onnx.TensorProto.EXTERNAL:
@@ -170,16 +170,16 @@ def onnx_raw_initializers(model: onnx.ModelProto) -> dict[tuple[str, bytes], str
     return out
 
 
-def _dequantize(g: _Graph, acc: str, cout: int) -> tuple[onnx.NodeProto, np.ndarray]:
+def _dequantize(g: Graph, acc: str, cout: int) -> tuple[onnx.NodeProto, np.ndarray]:
     dq = g.take("DequantizeLinear", acc)
-    if len(dq.input) > 2 or _attrs(dq).get("axis", 1) != 1:
+    if len(dq.input) > 2 or attrs(dq).get("axis", 1) != 1:
         raise NotPackable(f"{dq.name}: expected a per-channel scale on axis 1 and no zero point")
-    return dq, _channel_vector(g, dq.input[1], cout, np.float32)
+    return dq, channel_vector(g, dq.input[1], cout, np.float32)
 
 
 def parse_kbit_edge(model: onnx.ModelProto) -> dict:
     """The k-bit edge graph as the engine's structure (numpy arrays, exact copies of the initializers)."""
-    g = _Graph(model)
+    g = Graph(model)
     dims, sw, sb, x = parse_stem(g, model)
     _, h, w = dims
     c = sw.shape[0]
@@ -206,26 +206,7 @@ def parse_kbit_edge(model: onnx.ModelProto) -> dict:
         block = {"cin": c, "cout": cout, "stride": stride, "h": h, "w": w, "bnScale": scale_in, "bnShift": shift_in,
                  "conv1": pack_nibbles(w1), "conv1Zero": z1, "conv1Scale": scale1, "midScale": mid_scale, "midShift": mid_shift,
                  "conv2": pack_nibbles(w2), "conv2Zero": z2, "scale": scale2}
-        if g.peek() == "Add":  # identity shortcut: + shift, + x
-            if stride != 1 or cout != c:
-                raise NotPackable(f"{conv1.name}: an identity shortcut needs stride 1 and {c} -> {c} channels")
-            shift = g.take("Add", dq2.output[0])
-            block["shift"] = _channel_vector(g, shift.input[1], cout, np.float32)
-            add = g.take("Add", shift.output[0])
-            if add.input[1] != x:
-                raise NotPackable(f"{add.name}: the residual must add the block input {x}")
-        else:  # projection shortcut: Conv 1x1 of the block input (bias holds the bn_out shift)
-            sc = g.take("Conv", x)
-            if _conv_geometry(sc, 1) != stride or len(sc.input) != 3:
-                raise NotPackable(f"{sc.name}: expected a 1x1 conv with bias and stride {stride}")
-            scw = g.init(sc.input[1], np.float32)
-            if scw.shape != (cout, c, 1, 1):
-                raise NotPackable(f"{sc.name}: weight shape {scw.shape}")
-            block["shortcutWeight"] = scw.reshape(cout, c)
-            block["shortcutBias"] = _channel_vector(g, sc.input[2], cout, np.float32)
-            add = g.take("Add", dq2.output[0])
-            if add.input[1] != sc.output[0]:
-                raise NotPackable(f"{add.name}: the residual must add the shortcut conv")
+        add = parse_shortcut(g, block, x, dq2.output[0])
         x = g.take("Relu", add.output[0]).output[0]
         blocks.append(block)
         c, h, w = cout, (h - 1) // stride + 1, (w - 1) // stride + 1

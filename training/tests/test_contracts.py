@@ -37,9 +37,9 @@ def test_modules_read_the_contracts():
     assert sweep.WIRE_HEADER_BYTES == c["wire"]["fixedHeaderBytes"] + 4 * c["wire"]["splitRank"]
     assert (pack.MAGIC.decode(), pack.VERSION, pack.FORMAT, pack.FILE_NAME, pack.MAX_CHANNELS) == (
         c["packed"]["magic"], c["packed"]["version"], c["packed"]["format"], c["packed"]["fileName"], c["packed"]["maxChannels"])
-    assert list(pack.DTYPES) == c["packed"]["dtypes"]
+    assert list(contracts.PACKED_DTYPES) == c["packed"]["dtypes"]
     assert pack_kbit.KBIT_FORMAT == c["packed"]["kbitFormat"] != c["packed"]["format"]
-    assert {k: np.dtype(v).itemsize * 8 for k, v in pack.DTYPES.items()} == {k: int(k[1:]) for k in c["packed"]["dtypes"]}
+    assert {k: np.dtype(v).itemsize * 8 for k, v in contracts.PACKED_DTYPES.items()} == {k: int(k[1:]) for k in c["packed"]["dtypes"]}
     assert contracts.MAX_BATCH == c["batch"]["maxBatch"]
 
 

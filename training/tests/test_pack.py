@@ -24,6 +24,22 @@ def initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
 
 
+def assert_parts_both_formats_share(e: dict, inits: dict[str, np.ndarray]) -> None:
+    """Each block's input BN scale, conv2 scale and shortcut, and the exit head: the same
+    initializers in both formats, bit for bit."""
+    for i, b in enumerate(e["blocks"]):
+        np.testing.assert_array_equal(b["bnScale"], inits[f"edge.{i}.bn_in.scale"].ravel())
+        np.testing.assert_array_equal(b["scale"], inits[f"edge.{i}.conv2.scale"])
+        if "shift" in b:
+            np.testing.assert_array_equal(b["shift"], inits[f"edge.{i}.conv2.shift"].ravel())
+        else:
+            np.testing.assert_array_equal(b["shortcutWeight"], inits[f"edge.{i}.shortcut.weight"].ravel())
+            np.testing.assert_array_equal(b["shortcutBias"], inits[f"edge.{i}.shortcut.bias"])
+    np.testing.assert_array_equal(e["exit"]["weight"], inits["exit.fc.weight_codes"].ravel())
+    np.testing.assert_array_equal(e["exit"]["weightScale"], inits["exit.fc.weight_scale"].ravel())
+    np.testing.assert_array_equal(e["exit"]["bias"], inits["exit.fc.bias"])
+
+
 def assert_round_trip(edge: onnx.ModelProto) -> None:
     """Every number of the engine file equals the ONNX initializer it came from, bit for bit."""
     data = pack_edge(edge.SerializeToString())
@@ -40,17 +56,8 @@ def assert_round_trip(edge: onnx.ModelProto) -> None:
         np.testing.assert_array_equal(unpack_bits(b["conv1"].reshape(b["cout"], 9), b["cin"]), inits[c1.input[1]])
         np.testing.assert_array_equal(unpack_bits(b["conv2"].reshape(b["cout"], 9), b["cout"]), inits[c2.input[1]])
         np.testing.assert_array_equal(b["threshold"], inits[f"edge.{i}.bn_mid.threshold"].ravel())
-        np.testing.assert_array_equal(b["bnScale"], inits[f"edge.{i}.bn_in.scale"].ravel())
         np.testing.assert_array_equal(b["bnNegShift"], inits[f"edge.{i}.bn_in.neg_shift"].ravel())
-        np.testing.assert_array_equal(b["scale"], inits[f"edge.{i}.conv2.scale"])
-        if "shift" in b:
-            np.testing.assert_array_equal(b["shift"], inits[f"edge.{i}.conv2.shift"].ravel())
-        else:
-            np.testing.assert_array_equal(b["shortcutWeight"], inits[f"edge.{i}.shortcut.weight"].ravel())
-            np.testing.assert_array_equal(b["shortcutBias"], inits[f"edge.{i}.shortcut.bias"])
-    np.testing.assert_array_equal(e["exit"]["weight"], inits["exit.fc.weight_codes"].ravel())
-    np.testing.assert_array_equal(e["exit"]["weightScale"], inits["exit.fc.weight_scale"].ravel())
-    np.testing.assert_array_equal(e["exit"]["bias"], inits["exit.fc.bias"])
+    assert_parts_both_formats_share(e, inits)
 
 
 @pytest.mark.parametrize("cut", [16, 20, 10, 4])
@@ -85,19 +92,11 @@ def assert_kbit_round_trip(edge: onnx.ModelProto, bits: int) -> None:
             zero = int(inits[conv.input[3]])
             assert e["blocks"][i][f"{which}Zero"] == zero and int(inits[conv.input[2]]) == 2**bits - 1
             np.testing.assert_array_equal(2 * unpack_nibbles(b[which], w.size).astype(np.int32), w.ravel())
-        np.testing.assert_array_equal(b["bnScale"], inits[f"edge.{i}.bn_in.scale"].ravel())
         np.testing.assert_array_equal(b["bnShift"], inits[f"edge.{i}.bn_in.shift"].ravel())
         np.testing.assert_array_equal(b["conv1Scale"], inits[f"edge.{i}.conv1.scale"])
         np.testing.assert_array_equal(b["midScale"], inits[f"edge.{i}.bn_mid.scale"].ravel())
         np.testing.assert_array_equal(b["midShift"], inits[f"edge.{i}.bn_mid.shift"].ravel())
-        np.testing.assert_array_equal(b["scale"], inits[f"edge.{i}.conv2.scale"])
-        if "shift" in b:
-            np.testing.assert_array_equal(b["shift"], inits[f"edge.{i}.conv2.shift"].ravel())
-        else:
-            np.testing.assert_array_equal(b["shortcutWeight"], inits[f"edge.{i}.shortcut.weight"].ravel())
-            np.testing.assert_array_equal(b["shortcutBias"], inits[f"edge.{i}.shortcut.bias"])
-    np.testing.assert_array_equal(e["exit"]["weight"], inits["exit.fc.weight_codes"].ravel())
-    np.testing.assert_array_equal(e["exit"]["bias"], inits["exit.fc.bias"])
+    assert_parts_both_formats_share(e, inits)
 
 
 @pytest.mark.parametrize("bits,cut", [(4, 24), (4, 16), (2, 24), (2, 10)])
