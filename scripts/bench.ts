@@ -35,7 +35,7 @@ import { dirname, join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { InferenceSession, Tensor } from "onnxruntime-node";
 import type { Manifest } from "../shared/src/schemas/manifest.js";
-import { signedTailRequest } from "../shared/src/tail-request.js";
+import { signedTailRequest } from "../workers/src/cloud/tail-request.js";
 import { decodeActivation, encodeActivation, encodedSize } from "../shared/src/wire.js";
 import { bundleRows, fmt, goals, markdown, median, quantile, report, table, writeDoc, type BenchResults } from "./bench/report.js";
 import { freePort, HOST, newSecret, privateSecretFile, ROOT, spawnCloud, spawnEdge, stopAll, waitForUrl, WRANGLER_JS, NodeProcess } from "./lib/stack.js";

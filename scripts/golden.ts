@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { encodeActivation } from "../shared/src/wire.js";
-import type { WirePrecision } from "../shared/src/schemas/classify.js";
+import type { WirePrecision } from "../shared/src/schemas/tail.js";
 
 const dir = new URL("../test/golden/", import.meta.url);
 mkdirSync(dir, { recursive: true });

@@ -5,7 +5,7 @@ W4A4 edge in the k-bit format (training/pack_kbit.py): packed-kbit-edge.onnx, pa
 (which refers to the ONNX's initializers) and packed-kbit.json. Run once
 (`.venv/bin/python scripts/golden_packed.py`) and commit the output: training/tests/test_contracts.py
 repacks each ONNX and compares byte for byte, test/node/golden.test.ts parses each engine file with
-shared/src/packed.ts and compares it with its JSON."""
+workers/src/engine/format/binary.ts and compares it with its JSON."""
 from __future__ import annotations
 
 import hashlib

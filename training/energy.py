@@ -106,7 +106,7 @@ class EnergyModel:
 
     def request(self, at_cloud: bool) -> dict:
         """Modelled energy of one request, as every /v1/classify response reports it
-        (shared/src/energy.ts computes the same; test vectors carry these figures)."""
+        (workers/src/infer/energy.ts computes the same; test vectors carry these figures)."""
         def part(edge: float, cloud: float, baseline: float) -> dict:
             total = edge + (cloud if at_cloud else 0.0)
             return {"edge": edge, "cloud": cloud if at_cloud else 0.0, "total": total,

@@ -40,7 +40,7 @@ from .contracts import PACKED, PACKED_DTYPES
 from .pack_graph import Graph, NotPackable, attrs, channel_vector, conv_geometry, parse_exit, parse_shortcut, parse_stem
 from .pack_kbit import onnx_raw_initializers, parse_kbit_edge
 
-# the file's constants: shared/contracts.json ("packed"), which shared/src/packed.ts reads too
+# the file's constants: shared/contracts.json ("packed"), which workers/src/engine/format/binary.ts reads too
 # (version history: 2 stores the exit FC's weight as int8 codes + a float32 scale per row)
 MAGIC = PACKED["magic"].encode("ascii")
 VERSION: int = PACKED["version"]

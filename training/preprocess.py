@@ -1,5 +1,5 @@
 """Image preprocessing shared (by specification, docs/contracts.md) with the TypeScript edge:
-decode -> RGB uint8 -> area-average resize to 32x32 -> normalise. ``shared/src/preprocess.ts``
+decode -> RGB uint8 -> area-average resize to 32x32 -> normalise. ``workers/src/image/preprocess.ts``
 implements the same arithmetic; test vectors written by export.py keep the two in step."""
 from __future__ import annotations
 

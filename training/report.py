@@ -234,7 +234,7 @@ full-precision one; conv MACs only; the edge is paid by every request, the tail 
 that reach the cloud; baseline = full-precision ResNet-32, 69.12 M MACs). "45 nm op model" =
 Horowitz (ISSCC 2014) operation energies plus SRAM weight reads. Constants and formulas:
 `shared/energy.json` ({k['horowitz45nm']['pj']['fp32Mult']} pJ fp32 mult, {k['horowitz45nm']['pj']['fp32Add']} pJ fp32 add, ...),
-implemented once per language in `training/energy.py` and `shared/src/energy.ts`. Modelled energy,
+implemented once per language in `training/energy.py` and `workers/src/infer/energy.ts`. Modelled energy,
 not measured: onnxruntime has no XNOR/popcount kernels.
 
 {chr(10).join(sections) if sections else 'No trained model has been shipped yet.'}

@@ -3,7 +3,7 @@ import { DEFAULT_MAX_SKEW_S } from "../../shared/src/hmac.js";
 import { metricsHandler, notFound, observe, onError, requestId } from "../../shared/src/http.js";
 import { createLogger } from "../../shared/src/log.js";
 import { Registry } from "../../shared/src/metrics.js";
-import { ReplayGuard } from "../../shared/src/replay.js";
+import { ReplayGuard } from "./replay.js";
 import { summarize } from "../../shared/src/schemas/manifest.js";
 import type { HealthResponse, ModelsResponse } from "../../shared/src/schemas/models.js";
 import { DEFAULT_MAX_BATCH, DEFAULT_REPLAY_CACHE_SIZE } from "./config.js";

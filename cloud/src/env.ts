@@ -1,6 +1,6 @@
 import type { LogLevel, Logger } from "../../shared/src/log.js";
 import type { RequestVars } from "../../shared/src/http.js";
-import type { ReplayGuard } from "../../shared/src/replay.js";
+import type { ReplayGuard } from "./replay.js";
 import type { CloudMetrics } from "./metrics.js";
 import type { CloudModel } from "./models.js";
 

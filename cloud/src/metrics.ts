@@ -1,6 +1,6 @@
 import { memoryUsage } from "node:process";
 import { httpMetrics, type Counter, type Histogram, type HttpMetrics, type Registry } from "../../shared/src/metrics.js";
-import type { ReplayGuard } from "../../shared/src/replay.js";
+import type { ReplayGuard } from "./replay.js";
 
 /** What the cloud half exports on GET /metrics, besides the per-request HTTP metrics. */
 export interface CloudMetrics {

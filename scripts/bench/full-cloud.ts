@@ -9,9 +9,9 @@ import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { readFileSync } from "node:fs";
 import { OrtNodeRunner } from "../../cloud/src/infer/session.js";
-import { topK } from "../../shared/src/entropy.js";
-import { preprocessImage } from "../../shared/src/preprocess.js";
-import { readImageUpload } from "../../shared/src/upload.js";
+import { topK } from "../../workers/src/infer/entropy.js";
+import { preprocessImage } from "../../workers/src/image/preprocess.js";
+import { readImageUpload } from "../../workers/src/image/upload.js";
 
 const [onnxPath, manifestPath, portArg] = process.argv.slice(2);
 if (!onnxPath || !manifestPath) throw new Error("usage: full-cloud.ts <full_fp.onnx> <manifest.json> [port]");

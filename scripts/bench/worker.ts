@@ -18,7 +18,7 @@ import type { Bindings } from "../../workers/src/env.js";
 import { initOrt } from "../../workers/src/infer/ort.js";
 import { EDGE_SESSION_OPTIONS, edgeRunner, OrtWebRunner, packedRunner } from "../../workers/src/infer/session.js";
 import { packedEngine } from "../../workers/src/engine/engine.js";
-import { parsePackedEdge, verifyEngineChecksum } from "../../shared/src/packed.js";
+import { parsePackedEdge, verifyEngineChecksum } from "../../workers/src/engine/format/binary.js";
 import { getModel } from "../../workers/src/models/registry.js";
 import { runEdge } from "../../shared/src/runner.js";
 

@@ -8,7 +8,7 @@
 import { fromHalf, toHalf } from "./fp16.js";
 import { bytesToHex, hexToBytes } from "./hex.js";
 import { CONTRACTS } from "./contracts.js";
-import type { WirePrecision } from "./schemas/classify.js";
+import type { WirePrecision } from "./schemas/tail.js";
 
 const W = CONTRACTS.wire;
 /** the magic's four ASCII bytes read as a little-endian uint32 */
@@ -36,7 +36,7 @@ const PRECISION_DTYPE = Object.fromEntries(DTYPE_NAMES.map((d) => [W.dtypes[d].p
 /**
  * Largest magnitude of a split activation the cloud accepts (400 `invalid_payload` beyond it, like
  * NaN and Infinity). Real images give at most ~16 on the shipped exports; the most the edge makes
- * from any legal OIP input (|x| <= MAX_ABS_INPUT, 1e4, shared/src/oip.ts) measured 2.0e5, so 1e8
+ * from any legal OIP input (|x| <= MAX_ABS_INPUT, 1e4, workers/src/oip/protocol.ts) measured 2.0e5, so 1e8
  * leaves a margin of 500. The tails' gain measured at most ~3 (activations of 1e30 gave logits
  * of 3e30), so accepted activations keep the logits far below float32's 3.4e38, where a signed
  * frame of huge values used to give logits of Infinity, sent as null.
@@ -108,7 +108,7 @@ export function encodeActivation(
   if (dtype === DTYPE.float32) {
     for (let i = 0; i < data.length; i++) view.setFloat32(hs + 4 * i, data[i]!, true);
   } else if (dtype === DTYPE.float16) {
-    // saturate at fp16's largest finite value (65504): extreme but legal inputs (shared/src/oip.ts
+    // saturate at fp16's largest finite value (65504): extreme but legal inputs (workers/src/oip/protocol.ts
     // MAX_ABS_INPUT) make activations of up to ~2e5, which would otherwise travel as Infinity and be
     // refused by the cloud; NaN and Infinity still travel as such (and are refused there)
     for (let i = 0; i < data.length; i++) {

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, inject, it } from "vitest";
-import { ClassifyResponse } from "../../shared/src/schemas/classify.js";
+import { ClassifyResponse } from "../../workers/src/schemas/classify.js";
 import { parseManifest } from "../../shared/src/schemas/manifest.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");

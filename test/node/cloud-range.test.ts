@@ -5,11 +5,12 @@
  * MAX_ABS_ACTIVATION still get finite logits.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorResponse, TailResponse } from "../../shared/src/schemas/index.js";
-import type { WirePrecision } from "../../shared/src/schemas/classify.js";
+import { ErrorResponse } from "../../shared/src/schemas/error.js";
+import { TailResponse } from "../../shared/src/schemas/tail.js";
+import type { WirePrecision } from "../../shared/src/schemas/tail.js";
 import { parseManifest, type Manifest } from "../../shared/src/schemas/manifest.js";
 import { encodeActivation, MAX_ABS_ACTIVATION } from "../../shared/src/wire.js";
-import { signedTailRequest, tailUrl } from "../../shared/src/tail-request.js";
+import { signedTailRequest, tailUrl } from "../../workers/src/cloud/tail-request.js";
 import { startCloud, TEST_SECRET, type RunningCloud } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";
 import { DEFAULT_MODEL } from "../shared/fixtures.js";

@@ -1,11 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createCloudApp } from "../../cloud/src/app.js";
 import { newNonce } from "../../shared/src/hmac.js";
-import { ErrorResponse, TailResponse } from "../../shared/src/schemas/index.js";
+import { ErrorResponse } from "../../shared/src/schemas/error.js";
+import { TailResponse } from "../../shared/src/schemas/tail.js";
 import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
-import type { WirePrecision } from "../../shared/src/schemas/classify.js";
+import type { WirePrecision } from "../../shared/src/schemas/tail.js";
 import { encodeActivation } from "../../shared/src/wire.js";
-import { signedTailRequest } from "../../shared/src/tail-request.js";
+import { signedTailRequest } from "../../workers/src/cloud/tail-request.js";
 import { loadModels } from "../../cloud/src/models.js";
 import { OTHER_SECRET, TEST_SECRET } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";

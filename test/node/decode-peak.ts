@@ -9,7 +9,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { ApiError } from "../../shared/src/errors.js";
-import { preprocessImage } from "../../shared/src/preprocess.js";
+import { preprocessImage } from "../../workers/src/image/preprocess.js";
 import { encodePngSpec } from "../shared/png-encoder.js";
 
 const spec = { height: 32, width: 32, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };

@@ -8,11 +8,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../shared/src/errors.js";
-import { ErrorResponse, TailResponse } from "../../shared/src/schemas/index.js";
+import { ErrorResponse } from "../../shared/src/schemas/error.js";
+import { TailResponse } from "../../shared/src/schemas/tail.js";
 import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
 import { parseManifest, type Manifest } from "../../shared/src/schemas/manifest.js";
 import { encodeActivation } from "../../shared/src/wire.js";
-import { signedTailRequest } from "../../shared/src/tail-request.js";
+import { signedTailRequest } from "../../workers/src/cloud/tail-request.js";
 import { startCloud, TEST_SECRET, type RunningCloud } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";
 import { argmax, DEFAULT_MODEL, maxAbsDiff, vectorsFor } from "../shared/fixtures.js";

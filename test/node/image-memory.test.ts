@@ -3,14 +3,14 @@
  * than 64 MiB over its warm peak, so that a 128 MB Worker isolate with the models loaded
  * survives every image. Each image of the hostile corpus (test/hostile-images.ts) runs in its own Node process
  * (decode-peak.ts), which reports the rise of its peak resident set; the decode path is the
- * Worker's own code (shared/src/image.ts, png.ts, preprocess.ts) with the default limits.
+ * Worker's own code (workers/src/image/image.ts, png.ts, preprocess.ts) with the default limits.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_MAX_DECODE_BYTES } from "../../shared/src/image.js";
+import { DEFAULT_MAX_DECODE_BYTES } from "../../workers/src/image/image.js";
 import { HOSTILE_IMAGES } from "../hostile-images.js";
 
 const BUDGET_MIB = 64;

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
-import { openApiDocument } from "../../shared/src/openapi.js";
+import { openApiDocument } from "../../workers/src/schemas/openapi.js";
 import { API_DOC, BEGIN, currentSection, END, withApiSection } from "../../scripts/readme-api.js";
 
 const doc = openApiDocument({ version: pkg.version }) as {

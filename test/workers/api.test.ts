@@ -4,7 +4,7 @@
  */
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { documentedRoutes } from "../../shared/src/openapi.js";
+import { documentedRoutes } from "../../workers/src/schemas/openapi.js";
 import { app } from "../../workers/src/app.js";
 
 describe("GET /openapi.json", () => {

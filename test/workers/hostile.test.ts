@@ -7,7 +7,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../shared/src/errors.js";
-import { ClassifyResponse, ErrorResponse } from "../../shared/src/schemas/index.js";
+import { ClassifyResponse } from "../../workers/src/schemas/classify.js";
+import { ErrorResponse } from "../../shared/src/schemas/error.js";
 import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { argmax, base64ToBytes, DEFAULT_MODEL, makePng, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";

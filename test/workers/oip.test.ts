@@ -7,13 +7,13 @@
 import { env } from "cloudflare:workers";
 import { SELF } from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
-import { softmax } from "../../shared/src/entropy.js";
-import { OipErrorResponse, OipInferResponse, OipModelMetadata, TritonModelConfig, TritonRepositoryIndex, TritonStatistics, type OipInferRequest } from "../../shared/src/schemas/oip.js";
+import { softmax } from "../../workers/src/infer/entropy.js";
+import { OipErrorResponse, OipInferResponse, OipModelMetadata, TritonModelConfig, TritonRepositoryIndex, TritonStatistics, type OipInferRequest } from "../../workers/src/schemas/oip.js";
 import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { getModel } from "../../workers/src/models/registry.js";
 import { ERROR_CODES } from "../../shared/src/errors.js";
-import { inferBodyLimits, MAX_ABS_INPUT } from "../../shared/src/oip.js";
+import { inferBodyLimits, MAX_ABS_INPUT } from "../../workers/src/oip/protocol.js";
 import { MAX_BATCH } from "../../workers/src/infer/pipeline.js";
 import { DEFAULT_MODEL, makePng, maxAbsDiff, vectorsFor } from "../shared/fixtures.js";
 import { fuzzSeed, inBatches, mutate, Rng } from "../shared/fuzz.js";

@@ -11,10 +11,11 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { EngineFileError, parsePackedEdge, verifyEngineChecksum } from "../../shared/src/packed.js";
+import { EngineFileError, parsePackedEdge, verifyEngineChecksum } from "../../workers/src/engine/format/binary.js";
 import { runEdge } from "../../shared/src/runner.js";
-import { ClassifyResponse, ErrorResponse } from "../../shared/src/schemas/index.js";
-import { entropy, exitsAtEdge } from "../../shared/src/entropy.js";
+import { ClassifyResponse } from "../../workers/src/schemas/classify.js";
+import { ErrorResponse } from "../../shared/src/schemas/error.js";
+import { entropy, exitsAtEdge } from "../../workers/src/infer/entropy.js";
 import { app } from "../../workers/src/app.js";
 import { packedEngine, type PackedEngine } from "../../workers/src/engine/engine.js";
 import { KbitRunner } from "../../workers/src/engine/kbit.js";

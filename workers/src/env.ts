@@ -1,7 +1,8 @@
 import * as z from "zod";
-import { EngineChoice, WirePrecision } from "../../shared/src/schemas/classify.js";
-import { DEFAULT_MAX_BODY_BYTES } from "../../shared/src/upload.js";
-import { DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS } from "../../shared/src/image.js";
+import { EngineChoice } from "./schemas/classify.js";
+import { WirePrecision } from "../../shared/src/schemas/tail.js";
+import { DEFAULT_MAX_BODY_BYTES } from "./image/upload.js";
+import { DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS } from "./image/image.js";
 import type { RequestVars } from "../../shared/src/http.js";
 import { LogLevel } from "../../shared/src/log.js";
 import { checkSecret } from "../../shared/src/secret.js";
@@ -18,7 +19,7 @@ export interface Bindings {
   CLOUD_TIMEOUT_MS?: string;
   MAX_BODY_BYTES?: string;
   MAX_PIXELS?: string;
-  /** bytes one image decode may hold (default 48 MiB; shared/src/image.ts) */
+  /** bytes one image decode may hold (default 48 MiB; workers/src/image/image.ts) */
   MAX_DECODE_BYTES?: string;
   /** debug | info | warn | error | silent (default info): JSON log lines of this Worker */
   LOG_LEVEL?: string;

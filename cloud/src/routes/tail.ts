@@ -5,7 +5,7 @@ import { checkHeaders, verify, type VerifyFailure } from "../../../shared/src/hm
 import { logFields } from "../../../shared/src/http.js";
 import { runTail } from "../../../shared/src/runner.js";
 import { TAIL_HEADERS, type TailResponse } from "../../../shared/src/schemas/tail.js";
-import { readLimited } from "../../../shared/src/upload.js";
+import { readLimited } from "../../../shared/src/body.js";
 import { decodeHeader, decodeTensor, encodedSize, firstOutOfRange, MAX_ABS_ACTIVATION, WireFormatError } from "../../../shared/src/wire.js";
 import type { CloudEnv } from "../env.js";
 

@@ -1,5 +1,9 @@
 import * as z from "zod";
 
+/** The split activation's precision on the wire (wire.ts; contracts.json "wire".dtypes). */
+export const WirePrecision = z.enum(["fp32", "fp16", "int8"]);
+export type WirePrecision = z.infer<typeof WirePrecision>;
+
 /** 200 body of the cloud's `POST /v1/tail/{model}` (the split activation goes in as binary, see wire.ts). */
 export const TailResponse = z.object({
   model: z.object({ name: z.string(), version: z.string(), fingerprint: z.string() }),

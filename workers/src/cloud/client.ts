@@ -5,11 +5,12 @@
  * code of publicReason); the pipeline decides whether that degrades or fails.
  */
 import type { Tensor } from "../../../shared/src/runner.js";
-import type { DegradedReason, WirePrecision } from "../../../shared/src/schemas/classify.js";
+import type { DegradedReason } from "../schemas/classify.js";
+import type { WirePrecision } from "../../../shared/src/schemas/tail.js";
 import type { Manifest } from "../../../shared/src/schemas/manifest.js";
 import { TailResponse } from "../../../shared/src/schemas/tail.js";
 import { ErrorResponse } from "../../../shared/src/schemas/error.js";
-import { signedTailRequest, tailUrl } from "../../../shared/src/tail-request.js";
+import { signedTailRequest, tailUrl } from "./tail-request.js";
 import { encodeActivation } from "../../../shared/src/wire.js";
 import { metrics } from "../observability.js";
 

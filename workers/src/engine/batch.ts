@@ -5,7 +5,7 @@
  * as onnxruntime returns them.
  */
 import { EDGE_INPUT, EDGE_OUTPUTS, type Tensor } from "../../../shared/src/runner.js";
-import type { AnyPackedEdge } from "../../../shared/src/packed.js";
+import type { AnyPackedEdge } from "./format/binary.js";
 
 /** One image through the engine: returns the byte offset of its split plane in `memory`; its
  * exit logits are at `logitsAt`. Synchronous, so concurrent requests cannot interleave. */

@@ -1,5 +1,5 @@
 /** The packed engine for a parsed engine file: binary (./packed.ts) or k-bit (./kbit.ts), by its format. */
-import type { AnyPackedEdge } from "../../../shared/src/packed.js";
+import type { AnyPackedEdge } from "./format/binary.js";
 import { KbitRunner } from "./kbit.js";
 import { PackedRunner } from "./packed.js";
 

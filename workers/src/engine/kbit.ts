@@ -17,7 +17,7 @@
  */
 import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
 import { runAsync, runBatch } from "./batch.js";
-import type { PackedKbitEdge } from "../../../shared/src/packed-kbit.js";
+import type { PackedKbitEdge } from "./format/kbit.js";
 import { instantiateKernels, type Kernels, outSize, WasmHeap } from "./kernels.js";
 import type { PackedTrace } from "./packed.js";
 

@@ -9,7 +9,7 @@
  */
 import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
 import { runAsync, runBatch } from "./batch.js";
-import type { PackedEdge } from "../../../shared/src/packed.js";
+import type { PackedEdge } from "./format/binary.js";
 import { type BorderFix, instantiateKernels, type Kernels, outSize, paddedTaps, WasmHeap } from "./kernels.js";
 
 /** What one block's kernels read: byte offsets into the module's memory. */

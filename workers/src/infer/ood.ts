@@ -12,7 +12,7 @@
  * whose head was forced (exit=edge, exit=cloud, or a degraded edge answer) is compared with
  * `forcedThresholds`, fitted on every image.
  */
-import { logSumExp } from "../../../shared/src/entropy.js";
+import { logSumExp } from "./entropy.js";
 import type { Manifest } from "../../../shared/src/schemas/manifest.js";
 
 export interface OodVerdict {

@@ -10,10 +10,11 @@
  * budget is spent, exit=auto degrades (`rate_limited`) and exit=cloud is a 429.
  */
 import { MAX_BATCH as CONTRACT_MAX_BATCH } from "../../../shared/src/contracts.js";
-import { entropy, exitsAtEdge } from "../../../shared/src/entropy.js";
+import { entropy, exitsAtEdge } from "./entropy.js";
 import { ApiError } from "../../../shared/src/errors.js";
 import { runEdge, type Tensor } from "../../../shared/src/runner.js";
-import type { DegradedReason, EngineChoice, EngineName, ExitMode, WirePrecision } from "../../../shared/src/schemas/classify.js";
+import type { DegradedReason, EngineChoice, EngineName, ExitMode } from "../schemas/classify.js";
+import type { WirePrecision } from "../../../shared/src/schemas/tail.js";
 import { CloudError, callCloud, publicReason } from "../cloud/client.js";
 import { admit, type CloudRateLimit } from "../cloud/rate-limit.js";
 import { noteCloudAnswer } from "../cloud/readiness.js";

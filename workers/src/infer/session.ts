@@ -1,8 +1,8 @@
 import { ApiError } from "../../../shared/src/errors.js";
 import type { LogLevel } from "../../../shared/src/log.js";
-import { parsePackedEdge, verifyEngineChecksum } from "../../../shared/src/packed.js";
+import { parsePackedEdge, verifyEngineChecksum } from "../engine/format/binary.js";
 import { type GraphRunner, runOrtSession, type Tensor } from "../../../shared/src/runner.js";
-import type { EngineChoice, EngineName } from "../../../shared/src/schemas/classify.js";
+import type { EngineChoice, EngineName } from "../schemas/classify.js";
 import { packedEngine, type PackedEngine } from "../engine/engine.js";
 import type { EdgeConfig } from "../env.js";
 import type { EdgeModel } from "../models/registry.js";

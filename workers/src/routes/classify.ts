@@ -1,12 +1,12 @@
 import { zValidator } from "@hono/zod-validator";
 import { Hono } from "hono";
-import { energyProfile, requestEnergy } from "../../../shared/src/energy.js";
-import { topK } from "../../../shared/src/entropy.js";
-import { preprocessImage } from "../../../shared/src/preprocess.js";
-import { ClassifyQuery, type ClassifyResponse } from "../../../shared/src/schemas/classify.js";
+import { energyProfile, requestEnergy } from "../infer/energy.js";
+import { topK } from "../infer/entropy.js";
+import { preprocessImage } from "../image/preprocess.js";
+import { ClassifyQuery, type ClassifyResponse } from "../schemas/classify.js";
 import { logFields } from "../../../shared/src/http.js";
-import { checkFiniteOutputs } from "../../../shared/src/oip.js";
-import { readImageUpload } from "../../../shared/src/upload.js";
+import { checkFiniteOutputs } from "../oip/protocol.js";
+import { readImageUpload } from "../image/upload.js";
 import { edgeConfig, type AppEnv } from "../env.js";
 import { cloudRateLimit } from "../cloud/rate-limit.js";
 import { runPipeline } from "../infer/pipeline.js";
@@ -36,7 +36,7 @@ classify.post("/v1/classify", zValidator("query", ClassifyQuery, queryHook), asy
     engine: q.engine,
     rateLimit: cloudRateLimit(c),
   });
-  // never a null in the answer: a non-finite exit or tail output is a 422 (shared/src/oip.ts)
+  // never a null in the answer: a non-finite exit or tail output is a 422 (workers/src/oip/protocol.ts)
   checkFiniteOutputs(r.samples);
   const { at, entropy, logits, ood } = r.samples[0]!;
   logFields(c, { model: manifest.name, exit: at, engine: r.engine, degraded: r.degraded });

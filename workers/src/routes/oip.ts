@@ -25,7 +25,7 @@ import {
   modelConfig,
   modelMetadata,
   parseHeaderLength,
-} from "../../../shared/src/oip.js";
+} from "../oip/protocol.js";
 import {
   OipInferRequest,
   type OipLive,
@@ -34,8 +34,8 @@ import {
   type OipServerMetadata,
   type TritonRepositoryIndex,
   type TritonStatistics,
-} from "../../../shared/src/schemas/oip.js";
-import { readLimited } from "../../../shared/src/upload.js";
+} from "../schemas/oip.js";
+import { readLimited } from "../../../shared/src/body.js";
 import * as z from "zod";
 import { cloudRateLimit } from "../cloud/rate-limit.js";
 import { cloudProblems } from "../cloud/readiness.js";
@@ -170,7 +170,7 @@ async function infer(c: Context<AppEnv>, model: EdgeModel, t0: number): Promise<
   const cfg = edgeConfig(c.env);
   const { manifest } = model;
 
-  // The body's budget comes from the largest legal request (shared/src/oip.ts inferBodyLimits),
+  // The body's budget comes from the largest legal request (workers/src/oip/protocol.ts inferBodyLimits),
   // counted while it streams: an oversized or over-nested body is refused before JSON.parse. With
   // the binary tensor data extension only the JSON header (Inference-Header-Content-Length) is
   // JSON; the whole body still stays within MAX_BODY_BYTES.

@@ -1,5 +1,6 @@
 import * as z from "zod";
-import { ModelName } from "./manifest.js";
+import { WirePrecision } from "../../../shared/src/schemas/tail.js";
+import { ModelName } from "../../../shared/src/schemas/manifest.js";
 
 export const ExitMode = z.enum(["auto", "edge", "cloud"]);
 export type ExitMode = z.infer<typeof ExitMode>;
@@ -37,9 +38,6 @@ export const TopEntry = z.object({
 });
 export type TopEntry = z.infer<typeof TopEntry>;
 
-export const WirePrecision = z.enum(["fp32", "fp16", "int8"]);
-export type WirePrecision = z.infer<typeof WirePrecision>;
-
 const EnergyPart = {
   edge: z.number().meta({ description: "the edge part, paid by every request" }),
   cloud: z.number().meta({ description: "the tail; 0 when the edge answered (the tail never ran)" }),
@@ -48,7 +46,7 @@ const EnergyPart = {
   saving: z.number().meta({ description: "fullPrecision / total" }),
 };
 
-/** Modelled energy of this request (shared/src/energy.ts; constants in shared/energy.json). */
+/** Modelled energy of this request (workers/src/infer/energy.ts; constants in shared/energy.json). */
 export const RequestEnergy = z.object({
   paper: z
     .object({ unit: z.literal("fp32-mac"), ...EnergyPart })
@@ -102,7 +100,7 @@ export const ClassifyResponse = z.object({
     .object({ precision: WirePrecision, bytes: z.number().int() })
     .optional()
     .meta({ description: "split activation bytes sent to the cloud and their precision, when the cloud was called" }),
-  energy: RequestEnergy.meta({ description: "modelled computational energy of this request (shared/src/energy.ts; constants in shared/energy.json)" }),
+  energy: RequestEnergy.meta({ description: "modelled computational energy of this request (workers/src/infer/energy.ts; constants in shared/energy.json)" }),
   timings: z.object({
     decodeMs: z.number(),
     edgeMs: z.number(),

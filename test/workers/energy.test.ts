@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import constants from "../../shared/energy.json" with { type: "json" };
-import { energyProfile, paperSavingAt, requestEnergy, type EnergyProfile } from "../../shared/src/energy.js";
+import { energyProfile, paperSavingAt, requestEnergy, type EnergyProfile } from "../../workers/src/infer/energy.js";
 import { parseManifest } from "../../shared/src/schemas/manifest.js";
 import { manifests } from "../models.generated.js";
-import { modelsWithVectors, vectorsFor } from "./fixtures.js";
+import { modelsWithVectors, vectorsFor } from "../shared/fixtures.js";
 
 /** A profile from the paper's rounded MAC counts (millions), to check its arithmetic. */
 function paperProfile(quantized: number, fp: number, cloud: number, bits: number): EnergyProfile {

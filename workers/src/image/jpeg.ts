@@ -50,7 +50,7 @@
  * Changes from jpeg-js (Fogline, 2026), to bound memory in a 128 MB Worker isolate
  * (docs/reliability.md, "Image memory"); the output is bit-exact with jpeg-js's
  * `decode(bytes, { useTArray: true, formatAsRGBA: false })` on valid files
- * (test/shared/jpeg.test.ts):
+ * (test/workers/jpeg.test.ts):
  * - Coefficients: one Int16Array per component over its MCU-padded block grid (2 bytes per
  *   sample) instead of one Int32Array(64) object per 8x8 block in nested arrays (~15 times as
  *   much). The block decoders write at an offset into it. (For 8-bit JPEG every valid

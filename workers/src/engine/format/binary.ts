@@ -2,18 +2,18 @@
  * The packed engine file (`models/<name>/edge.packed.bin`, written by `python -m training.pack`;
  * layout in training/pack.py and docs/contracts.md): a W1A1 edge graph as bit-packed binary
  * weights, integer thresholds and float32 affines, derived from edge.onnx; or, in the k-bit
- * format (shared/src/packed-kbit.ts), a W2A2..W4A4 one. This module reads the container, parses
+ * format (workers/src/engine/format/kbit.ts), a W2A2..W4A4 one. This module reads the container, parses
  * the binary format and checks both against the model's manifest; workers/src/engine/ runs them.
  * A file that does not fit its manifest (other edge.onnx, other split, truncated, wrong checksum)
  * is refused with an EngineFileError, so a mismatched engine can never answer silently.
  */
 import * as z from "zod";
-import { bytesToHex } from "./hex.js";
-import { dim, ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAX_CHANNELS, EngineFileError, ExitHeader, outSize, type PackedExit, type PackedShortcut, type PackedStem, parseShortcut, parseSplitAndExit, parseStem, readEngineContainer, ShortcutHeader, TensorRef } from "./packed-container.js";
-import { parseKbitEdge, type PackedKbitEdge } from "./packed-kbit.js";
-import type { Manifest } from "./schemas/manifest.js";
+import { bytesToHex } from "../../../../shared/src/hex.js";
+import { dim, ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAX_CHANNELS, EngineFileError, ExitHeader, outSize, type PackedExit, type PackedShortcut, type PackedStem, parseShortcut, parseSplitAndExit, parseStem, readEngineContainer, ShortcutHeader, TensorRef } from "./container.js";
+import { parseKbitEdge, type PackedKbitEdge } from "./kbit.js";
+import type { Manifest } from "../../../../shared/src/schemas/manifest.js";
 
-export { ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAGIC, ENGINE_MAX_CHANNELS, ENGINE_VERSION, EngineFileError, type PackedExit } from "./packed-container.js";
+export { ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAGIC, ENGINE_MAX_CHANNELS, ENGINE_VERSION, EngineFileError, type PackedExit } from "./container.js";
 
 const BlockHeader = z.object({
   cin: dim,

@@ -1,7 +1,7 @@
 /**
  * The initializers of a serialized ONNX model (ModelProto.graph.initializer), read straight from
  * the protobuf bytes: name, element type and raw_data. The k-bit engine file
- * (shared/src/packed-kbit.ts) refers to edge.onnx's tensors by name instead of holding a second
+ * (workers/src/engine/format/kbit.ts) refers to edge.onnx's tensors by name instead of holding a second
  * copy of them, so the Worker bundles every weight once (issue 19).
  * Only what the exporter (training/onnx_graph.py, numpy_helper.from_array) writes is accepted:
  * tensors as raw_data, little-endian; a referenced tensor stored any other way is refused.

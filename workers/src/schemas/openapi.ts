@@ -6,10 +6,10 @@
  * route the Worker serves is here and the other way round, and that docs/api.md is current.
  */
 import * as z from "zod";
-import { ERROR_CODES, type ErrorCode } from "./errors.js";
-import { ClassifyQuery, ClassifyResponse } from "./schemas/classify.js";
-import { ErrorResponse } from "./schemas/error.js";
-import { HealthResponse, ModelsResponse } from "./schemas/models.js";
+import { ERROR_CODES, type ErrorCode } from "../../../shared/src/errors.js";
+import { ClassifyQuery, ClassifyResponse } from "./classify.js";
+import { ErrorResponse } from "../../../shared/src/schemas/error.js";
+import { HealthResponse, ModelsResponse } from "../../../shared/src/schemas/models.js";
 import {
   OipErrorResponse,
   OipInferRequest,
@@ -22,7 +22,7 @@ import {
   TritonModelConfig,
   TritonRepositoryIndex,
   TritonStatistics,
-} from "./schemas/oip.js";
+} from "./oip.js";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -85,9 +85,9 @@ const errors = (...codes: ErrorCode[]) => errorsAs("ErrorResponse", codes);
 /** `/v2` errors: the Open Inference Protocol's `{error: "<message>", code}`. */
 const oipErrors = (...codes: ErrorCode[]) => errorsAs("OipErrorResponse", codes);
 
-/** Failures of reading a request body (shared/src/upload.ts). */
+/** Failures of reading a request body (shared/src/body.ts). */
 const BODY_ERRORS: ErrorCode[] = ["payload_too_large", "body_incomplete"];
-/** Failures of decoding an image (shared/src/image.ts). */
+/** Failures of decoding an image (workers/src/image/image.ts). */
 const IMAGE_ERRORS: ErrorCode[] = ["empty_body", "not_an_image", "image_decode_failed", "image_empty", "image_too_large"];
 /** Failures of the edge->cloud hop that reach the client (workers/src/infer/pipeline.ts). */
 const CLOUD_ERRORS: ErrorCode[] = ["model_mismatch", "batch_too_large", "rate_limited", "cloud_unavailable"];

@@ -1,9 +1,10 @@
 /**
  * Reads an image upload from a web-standard Request: the raw body (image/png, image/jpeg) or
- * the multipart field `image`. The size cap is enforced while streaming, so a lying or missing
- * Content-Length cannot make us buffer more than `maxBytes`.
+ * the multipart field `image`. The size cap is enforced while streaming (readLimited), so a
+ * lying or missing Content-Length cannot make us buffer more than `maxBytes`.
  */
-import { ApiError } from "./errors.js";
+import { readLimited } from "../../../shared/src/body.js";
+import { ApiError } from "../../../shared/src/errors.js";
 import { sniffFormat, type ImageFormat } from "./image.js";
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -14,55 +15,6 @@ const RAW_TYPES: Record<string, ImageFormat> = {
   "image/jpg": "jpeg",
   "image/pjpeg": "jpeg",
 };
-
-/**
- * The body, at most `maxBytes` of it (413 `payload_too_large` past that). `inspect` sees each chunk
- * as it arrives and may throw (an ApiError) to refuse the body before the rest is read, as the
- * OIP JSON budget does (shared/src/oip.ts `JsonBudget`).
- */
-export async function readLimited(
-  body: ReadableStream<Uint8Array> | null,
-  maxBytes: number,
-  inspect?: (chunk: Uint8Array) => void,
-): Promise<Uint8Array<ArrayBuffer>> {
-  if (!body) return new Uint8Array(0);
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    let step: ReadableStreamReadResult<Uint8Array>;
-    try {
-      step = await reader.read();
-    } catch (e) {
-      // the client went away mid-body, or the stream broke: the client's problem, not a 500
-      throw new ApiError("body_incomplete", `the request body could not be read to its end: ${(e as Error)?.message ?? e}`);
-    }
-    const { done, value } = step;
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new ApiError("payload_too_large", `the body is larger than ${maxBytes} bytes`);
-    }
-    if (inspect) {
-      try {
-        inspect(value);
-      } catch (e) {
-        await reader.cancel().catch(() => {});
-        throw e;
-      }
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1 && chunks[0]!.buffer instanceof ArrayBuffer) return chunks[0] as Uint8Array<ArrayBuffer>;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
-}
 
 function mediaType(header: string | null): string {
   return (header ?? "").split(";")[0]!.trim().toLowerCase();

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { entropy, topK } from "../../shared/src/entropy.js";
+import { entropy, topK } from "../../workers/src/infer/entropy.js";
 import { ApiError } from "../../shared/src/errors.js";
-import { decodeImage } from "../../shared/src/image.js";
-import { areaWeights, preprocessImage, resizeArea } from "../../shared/src/preprocess.js";
+import { decodeImage } from "../../workers/src/image/image.js";
+import { areaWeights, preprocessImage, resizeArea } from "../../workers/src/image/preprocess.js";
 import { parseManifest } from "../../shared/src/schemas/manifest.js";
 import { manifests } from "../models.generated.js";
-import { base64ToBytes, jpegHasChromaSubsampling, makePng, maxAbsDiff, meanAbsDiff, modelsWithVectors, pngHeaderOnly, vectorsFor } from "./fixtures.js";
+import { base64ToBytes, jpegHasChromaSubsampling, makePng, maxAbsDiff, meanAbsDiff, modelsWithVectors, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";
 
 describe("preprocessing parity with the training pipeline (testvectors.json)", () => {
   for (const name of modelsWithVectors()) {

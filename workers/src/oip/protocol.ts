@@ -4,12 +4,12 @@
  * the response's outputs and parameters. Runtime-neutral (no ORT, no workerd): the Worker's
  * `/v2` routes are a thin adapter over this.
  */
-import { softmax, topK } from "./entropy.js";
-import { ApiError } from "./errors.js";
-import { decodeRows, sniffFormat } from "./image.js";
-import { AreaResizer, normalize, type InputSpec } from "./preprocess.js";
-import type { Tensor } from "./runner.js";
-import type { Manifest } from "./schemas/manifest.js";
+import { softmax, topK } from "../infer/entropy.js";
+import { ApiError } from "../../../shared/src/errors.js";
+import { decodeRows, sniffFormat } from "../image/image.js";
+import { AreaResizer, normalize, type InputSpec } from "../image/preprocess.js";
+import type { Tensor } from "../../../shared/src/runner.js";
+import type { Manifest } from "../../../shared/src/schemas/manifest.js";
 import {
   OIP_NAMES,
   type OipInferRequest,
@@ -17,7 +17,7 @@ import {
   type OipModelMetadata,
   type OipParameters,
   type TritonModelConfig,
-} from "./schemas/oip.js";
+} from "../schemas/oip.js";
 
 type OipInput = OipInferRequest["inputs"][number];
 

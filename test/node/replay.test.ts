@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ReplayGuard } from "../../shared/src/replay.js";
+import { ReplayGuard } from "../../cloud/src/replay.js";
 
 const sig = (i: number) => i.toString(16).padStart(64, "0");
 

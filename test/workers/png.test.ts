@@ -2,8 +2,8 @@ import { decode as fastPngDecode } from "fast-png";
 import { zlibSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../shared/src/errors.js";
-import { decodeImage } from "../../shared/src/image.js";
-import { CHANNELS, encodePngSpec, expectedRgb, type PngSpec } from "./png-encoder.js";
+import { decodeImage } from "../../workers/src/image/image.js";
+import { CHANNELS, encodePngSpec, expectedRgb, type PngSpec } from "../shared/png-encoder.js";
 
 /** Byte equality without a per-byte diff in the failure (images run to thousands of bytes). */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -33,7 +33,7 @@ const code = (f: () => unknown) => {
   return "no error";
 };
 
-describe("streaming PNG decoder (shared/src/png.ts)", () => {
+describe("streaming PNG decoder (workers/src/image/png.ts)", () => {
   const cases: [PngSpec["colorType"], PngSpec["depth"][]][] = [[0, [1, 2, 4, 8, 16]], [2, [8, 16]], [3, [1, 2, 4, 8]], [4, [8, 16]], [6, [8, 16]]];
   for (const [colorType, depths] of cases) {
     for (const depth of depths) {

@@ -1,18 +1,18 @@
 /**
- * The container both packed engine formats share (shared/src/packed.ts: binary W1A1;
- * shared/src/packed-kbit.ts: k-bit): the file's constants, magic + version + JSON header + blob,
+ * The container both packed engine formats share (workers/src/engine/format/binary.ts: binary W1A1;
+ * workers/src/engine/format/kbit.ts: k-bit): the file's constants, magic + version + JSON header + blob,
  * the blob's typed tensors, the split and the exit head, each checked against the manifest.
  */
 import * as z from "zod";
-import { CONTRACTS } from "./contracts.js";
+import { CONTRACTS } from "../../../../shared/src/contracts.js";
 import { ONNX_DTYPE, onnxInitializers, type OnnxInitializer } from "./onnx-initializers.js";
-import type { Manifest } from "./schemas/manifest.js";
+import type { Manifest } from "../../../../shared/src/schemas/manifest.js";
 
 /** the file's constants: shared/contracts.json ("packed"), which training/pack.py reads too */
 export const ENGINE_MAGIC: string = CONTRACTS.packed.magic;
 export const ENGINE_VERSION: number = CONTRACTS.packed.version;
 export const ENGINE_FORMAT: string = CONTRACTS.packed.format;
-/** The k-bit format's name (shared/src/packed-kbit.ts). */
+/** The k-bit format's name (workers/src/engine/format/kbit.ts). */
 export const ENGINE_KBIT_FORMAT: string = CONTRACTS.packed.kbitFormat;
 /** One u32 word per pixel holds the channels' sign bits (workers/engine/binconv.ts). */
 export const ENGINE_MAX_CHANNELS: number = CONTRACTS.packed.maxChannels;

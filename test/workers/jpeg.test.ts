@@ -1,6 +1,6 @@
 /// <reference types="vite/client" />
 /**
- * shared/src/jpeg.ts against jpeg-js, the decoder it was derived from: bit-exact RGB on every
+ * workers/src/image/jpeg.ts against jpeg-js, the decoder it was derived from: bit-exact RGB on every
  * image (jpeg-js's `decode(bytes, { useTArray: true, formatAsRGBA: false })`), rows handed out in
  * order, and clear errors for what it refuses. Runs in Node and in workerd.
  *
@@ -11,10 +11,10 @@
  */
 import { decode as jpegJsDecode, encode as jpegJsEncode } from "jpeg-js";
 import { describe, expect, it } from "vitest";
-import { decodeJpegRows, jpegDecodeBytes, readJpegFrame, type JpegFrameInfo } from "../../shared/src/jpeg.js";
+import { decodeJpegRows, jpegDecodeBytes, readJpegFrame, type JpegFrameInfo } from "../../workers/src/image/jpeg.js";
 import progressive2000Url from "../fixtures/progressive-444-2000x2000.jpg?inline";
 import baseline420Url from "../fixtures/baseline-420-2000x2000.jpg?inline";
-import { base64ToBytes, modelsWithVectors, vectorsFor } from "./fixtures.js";
+import { base64ToBytes, modelsWithVectors, vectorsFor } from "../shared/fixtures.js";
 
 const fromDataUrl = (url: string) => base64ToBytes(url.slice(url.indexOf(",") + 1));
 const fixtureUrls = import.meta.glob<string>("../fixtures/jpeg/*.jpg", { query: "?inline", import: "default", eager: true });
