@@ -34,9 +34,9 @@ import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { InferenceSession, Tensor } from "onnxruntime-node";
-import type { Manifest } from "../shared/src/schemas/manifest.js";
+import type { Manifest } from "@fogline/shared/schemas/manifest";
 import { signedTailRequest } from "../workers/src/cloud/tail-request.js";
-import { decodeActivation, encodeActivation, encodedSize } from "../shared/src/wire.js";
+import { decodeActivation, encodeActivation, encodedSize } from "@fogline/shared/wire";
 import { bundleRows, fmt, goals, markdown, median, quantile, report, table, writeDoc, type BenchResults } from "./bench/report.js";
 import { freePort, HOST, newSecret, privateSecretFile, ROOT, spawnCloud, spawnEdge, stopAll, waitForUrl, WRANGLER_JS, NodeProcess } from "./lib/stack.js";
 

@@ -6,8 +6,8 @@
  * either side fails a test until the goldens are deliberately regenerated.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { encodeActivation } from "../shared/src/wire.js";
-import type { WirePrecision } from "../shared/src/schemas/tail.js";
+import { encodeActivation } from "@fogline/shared/wire";
+import type { WirePrecision } from "@fogline/shared/schemas/tail";
 
 const dir = new URL("../test/golden/", import.meta.url);
 mkdirSync(dir, { recursive: true });

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 // The rule both halves apply: 64+ hex characters or 43+ random ones, no placeholder. The cloud
 // would refuse to start with a weak one, the edge would report not ready.
-import { checkSecret } from "../shared/src/secret.js";
+import { checkSecret } from "@fogline/shared/secret";
 import { HOST, newSecret, ROOT, startStack } from "./lib/stack.js";
 
 const root = ROOT;

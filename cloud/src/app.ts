@@ -1,11 +1,11 @@
 import { Hono } from "hono";
-import { DEFAULT_MAX_SKEW_S } from "../../shared/src/hmac.js";
-import { metricsHandler, notFound, observe, onError, requestId } from "../../shared/src/http.js";
-import { createLogger } from "../../shared/src/log.js";
-import { Registry } from "../../shared/src/metrics.js";
+import { DEFAULT_MAX_SKEW_S } from "@fogline/shared/hmac";
+import { metricsHandler, notFound, observe, onError, requestId } from "@fogline/shared/http";
+import { createLogger } from "@fogline/shared/log";
+import { Registry } from "@fogline/shared/metrics";
 import { ReplayGuard } from "./replay.js";
-import { summarize } from "../../shared/src/schemas/manifest.js";
-import type { HealthResponse, ModelsResponse } from "../../shared/src/schemas/models.js";
+import { summarize } from "@fogline/shared/schemas/manifest";
+import type { HealthResponse, ModelsResponse } from "@fogline/shared/schemas/models";
 import { DEFAULT_MAX_BATCH, DEFAULT_REPLAY_CACHE_SIZE } from "./config.js";
 import type { CloudEnv, CloudOptions, CloudState } from "./env.js";
 import { cloudMetrics } from "./metrics.js";

@@ -3,10 +3,10 @@
  * the process with a message instead of surfacing on a request.
  */
 import * as z from "zod";
-import { MAX_BATCH } from "../../shared/src/contracts.js";
-import { DEFAULT_MAX_SKEW_S } from "../../shared/src/hmac.js";
-import { LogLevel } from "../../shared/src/log.js";
-import { checkSecret } from "../../shared/src/secret.js";
+import { MAX_BATCH } from "@fogline/shared/contracts";
+import { DEFAULT_MAX_SKEW_S } from "@fogline/shared/hmac";
+import { LogLevel } from "@fogline/shared/log";
+import { checkSecret } from "@fogline/shared/secret";
 
 const int = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const blank = (v: string | undefined) => (v === undefined || v.trim() === "" ? undefined : v.trim());

@@ -1,5 +1,5 @@
-import type { LogLevel, Logger } from "../../shared/src/log.js";
-import type { RequestVars } from "../../shared/src/http.js";
+import type { LogLevel, Logger } from "@fogline/shared/log";
+import type { RequestVars } from "@fogline/shared/http";
 import type { ReplayGuard } from "./replay.js";
 import type { CloudMetrics } from "./metrics.js";
 import type { CloudModel } from "./models.js";

@@ -1,5 +1,5 @@
 import { memoryUsage } from "node:process";
-import { httpMetrics, type Counter, type Histogram, type HttpMetrics, type Registry } from "../../shared/src/metrics.js";
+import { httpMetrics, type Counter, type Histogram, type HttpMetrics, type Registry } from "@fogline/shared/metrics";
 import type { ReplayGuard } from "./replay.js";
 
 /** What the cloud half exports on GET /metrics, besides the per-request HTTP metrics. */

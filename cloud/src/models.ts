@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { GraphRunner } from "../../shared/src/runner.js";
-import { parseManifest, type Manifest } from "../../shared/src/schemas/manifest.js";
+import type { GraphRunner } from "@fogline/shared/runner";
+import { parseManifest, type Manifest } from "@fogline/shared/schemas/manifest";
 import { OrtNodeRunner } from "./infer/session.js";
 
 export interface CloudModel {

@@ -24,8 +24,8 @@
 import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
 import { resolve } from "node:path";
-import { createLogger } from "../../shared/src/log.js";
-import { Registry } from "../../shared/src/metrics.js";
+import { createLogger } from "@fogline/shared/log";
+import { Registry } from "@fogline/shared/metrics";
 import { createCloudApp } from "./app.js";
 import { cloudConfigFromEnv, type CloudConfig } from "./config.js";
 import { loadModels } from "./models.js";

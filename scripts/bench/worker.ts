@@ -20,7 +20,7 @@ import { EDGE_SESSION_OPTIONS, edgeRunner, OrtWebRunner, packedRunner } from "..
 import { packedEngine } from "../../workers/src/engine/engine.js";
 import { parsePackedEdge, verifyEngineChecksum } from "../../workers/src/engine/format/binary.js";
 import { getModel } from "../../workers/src/models/registry.js";
-import { runEdge } from "../../shared/src/runner.js";
+import { runEdge } from "@fogline/shared/runner";
 
 function fixedInput(h: number, w: number): Float32Array {
   // deterministic values in [-1, 1] (a normalised image); a zero image would make every sign equal

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { ClassifyResponse } from "../../workers/src/schemas/classify.js";
-import { parseManifest } from "../../shared/src/schemas/manifest.js";
+import { parseManifest } from "@fogline/shared/schemas/manifest";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 /** The pages whose examples run here. */

@@ -5,11 +5,11 @@
  * MAX_ABS_ACTIVATION still get finite logits.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorResponse } from "../../shared/src/schemas/error.js";
-import { TailResponse } from "../../shared/src/schemas/tail.js";
-import type { WirePrecision } from "../../shared/src/schemas/tail.js";
-import { parseManifest, type Manifest } from "../../shared/src/schemas/manifest.js";
-import { encodeActivation, MAX_ABS_ACTIVATION } from "../../shared/src/wire.js";
+import { ErrorResponse } from "@fogline/shared/schemas/error";
+import { TailResponse } from "@fogline/shared/schemas/tail";
+import type { WirePrecision } from "@fogline/shared/schemas/tail";
+import { parseManifest, type Manifest } from "@fogline/shared/schemas/manifest";
+import { encodeActivation, MAX_ABS_ACTIVATION } from "@fogline/shared/wire";
 import { signedTailRequest, tailUrl } from "../../workers/src/cloud/tail-request.js";
 import { startCloud, TEST_SECRET, type RunningCloud } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";

@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createCloudApp } from "../../cloud/src/app.js";
-import { newNonce } from "../../shared/src/hmac.js";
-import { ErrorResponse } from "../../shared/src/schemas/error.js";
-import { TailResponse } from "../../shared/src/schemas/tail.js";
-import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
-import type { WirePrecision } from "../../shared/src/schemas/tail.js";
-import { encodeActivation } from "../../shared/src/wire.js";
+import { newNonce } from "@fogline/shared/hmac";
+import { ErrorResponse } from "@fogline/shared/schemas/error";
+import { TailResponse } from "@fogline/shared/schemas/tail";
+import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "@fogline/shared/schemas/tail";
+import type { WirePrecision } from "@fogline/shared/schemas/tail";
+import { encodeActivation } from "@fogline/shared/wire";
 import { signedTailRequest } from "../../workers/src/cloud/tail-request.js";
 import { loadModels } from "../../cloud/src/models.js";
 import { OTHER_SECRET, TEST_SECRET } from "../cloud-server.js";

@@ -8,7 +8,7 @@
  *   node --import tsx test/node/decode-peak.ts IMAGE_FILE
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { ApiError } from "../../shared/src/errors.js";
+import { ApiError } from "@fogline/shared/errors";
 import { preprocessImage } from "../../workers/src/image/preprocess.js";
 import { encodePngSpec } from "../shared/png-encoder.js";
 

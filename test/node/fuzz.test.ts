@@ -7,12 +7,12 @@
  * Reproduce a failure with FUZZ_SEED=<seed> (printed in the assertion message).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ERROR_CODES } from "../../shared/src/errors.js";
-import { ErrorResponse } from "../../shared/src/schemas/error.js";
-import { TailResponse } from "../../shared/src/schemas/tail.js";
-import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
-import { parseManifest, type Manifest } from "../../shared/src/schemas/manifest.js";
-import { encodeActivation } from "../../shared/src/wire.js";
+import { ERROR_CODES } from "@fogline/shared/errors";
+import { ErrorResponse } from "@fogline/shared/schemas/error";
+import { TailResponse } from "@fogline/shared/schemas/tail";
+import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "@fogline/shared/schemas/tail";
+import { parseManifest, type Manifest } from "@fogline/shared/schemas/manifest";
+import { encodeActivation } from "@fogline/shared/wire";
 import { signedTailRequest } from "../../workers/src/cloud/tail-request.js";
 import { startCloud, TEST_SECRET, type RunningCloud } from "../cloud-server.js";
 import { manifests, modelsDir } from "../models.generated.js";

@@ -6,13 +6,13 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import contracts from "../../shared/contracts.json" with { type: "json" };
-import { MAX_BATCH } from "../../shared/src/contracts.js";
+import contracts from "@fogline/shared/contracts.json" with { type: "json" };
+import { MAX_BATCH } from "@fogline/shared/contracts";
 import { ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAGIC, ENGINE_MAX_CHANNELS, ENGINE_VERSION, parsePackedEdge, verifyEngineChecksum } from "../../workers/src/engine/format/binary.js";
-import type { Manifest } from "../../shared/src/schemas/manifest.js";
-import { CLOUD_INPUT, CLOUD_OUTPUT, EDGE_INPUT, EDGE_OUTPUTS } from "../../shared/src/runner.js";
-import type { WirePrecision } from "../../shared/src/schemas/tail.js";
-import { decodeActivation, DTYPE, encodeActivation, encodedSize, headerSize, WIRE_MAGIC, WIRE_VERSION } from "../../shared/src/wire.js";
+import type { Manifest } from "@fogline/shared/schemas/manifest";
+import { CLOUD_INPUT, CLOUD_OUTPUT, EDGE_INPUT, EDGE_OUTPUTS } from "@fogline/shared/runner";
+import type { WirePrecision } from "@fogline/shared/schemas/tail";
+import { decodeActivation, DTYPE, encodeActivation, encodedSize, headerSize, WIRE_MAGIC, WIRE_VERSION } from "@fogline/shared/wire";
 import { DEFAULT_MAX_BATCH } from "../../cloud/src/config.js";
 
 const golden = (f: string) => new Uint8Array(readFileSync(new URL(`../golden/${f}`, import.meta.url)));

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { checkSecret } from "../../shared/src/secret.js";
+import { checkSecret } from "@fogline/shared/secret";
 import { newSecret } from "../../scripts/lib/stack.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");

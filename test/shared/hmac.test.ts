@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkHeaders, newNonce, sign, verify, type SignedFields } from "../../shared/src/hmac.js";
+import { checkHeaders, newNonce, sign, verify, type SignedFields } from "@fogline/shared/hmac";
 
 const SECRET = "s".repeat(64);
 const FP = "cd".repeat(32);

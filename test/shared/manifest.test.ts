@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseManifest } from "../../shared/src/schemas/manifest.js";
+import { parseManifest } from "@fogline/shared/schemas/manifest";
 import { manifests } from "../models.generated.js";
 
 describe("manifest schema", () => {

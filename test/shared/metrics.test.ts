@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Registry } from "../../shared/src/metrics.js";
+import { Registry } from "@fogline/shared/metrics";
 
 describe("metrics registry (Prometheus text format)", () => {
   it("renders counters with labels, HELP and TYPE", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runEdge, runOrtSession, runTail, type GraphRunner, type Tensor } from "../../shared/src/runner.js";
+import { runEdge, runOrtSession, runTail, type GraphRunner, type Tensor } from "@fogline/shared/runner";
 
 /** What an onnxruntime session hands back: its own tensor objects, typed by a string. */
 interface RuntimeTensor {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { fromHalf, toHalf } from "../../shared/src/fp16.js";
-import { decodeActivation, decodeHeader, encodeActivation, encodedSize, WireFormatError } from "../../shared/src/wire.js";
+import { fromHalf, toHalf } from "@fogline/shared/fp16";
+import { decodeActivation, decodeHeader, encodeActivation, encodedSize, WireFormatError } from "@fogline/shared/wire";
 import { maxAbsDiff } from "./fixtures.js";
 
 const FP = "ab".repeat(32);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import constants from "../../shared/energy.json" with { type: "json" };
+import constants from "@fogline/shared/energy.json" with { type: "json" };
 import { energyProfile, paperSavingAt, requestEnergy, type EnergyProfile } from "../../workers/src/infer/energy.js";
-import { parseManifest } from "../../shared/src/schemas/manifest.js";
+import { parseManifest } from "@fogline/shared/schemas/manifest";
 import { manifests } from "../models.generated.js";
 import { modelsWithVectors, vectorsFor } from "../shared/fixtures.js";
 

@@ -6,9 +6,9 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ERROR_CODES } from "../../shared/src/errors.js";
+import { ERROR_CODES } from "@fogline/shared/errors";
 import { ClassifyResponse } from "../../workers/src/schemas/classify.js";
-import { ErrorResponse } from "../../shared/src/schemas/error.js";
+import { ErrorResponse } from "@fogline/shared/schemas/error";
 import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { argmax, base64ToBytes, DEFAULT_MODEL, makePng, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";

@@ -12,7 +12,7 @@ import { OipErrorResponse, OipInferResponse, OipModelMetadata, TritonModelConfig
 import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { getModel } from "../../workers/src/models/registry.js";
-import { ERROR_CODES } from "../../shared/src/errors.js";
+import { ERROR_CODES } from "@fogline/shared/errors";
 import { inferBodyLimits, MAX_ABS_INPUT } from "../../workers/src/oip/protocol.js";
 import { MAX_BATCH } from "../../workers/src/infer/pipeline.js";
 import { DEFAULT_MODEL, makePng, maxAbsDiff, vectorsFor } from "../shared/fixtures.js";

@@ -1,7 +1,7 @@
 import { decode as fastPngDecode } from "fast-png";
 import { zlibSync } from "fflate";
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../shared/src/errors.js";
+import { ApiError } from "@fogline/shared/errors";
 import { decodeImage } from "../../workers/src/image/image.js";
 import { CHANNELS, encodePngSpec, expectedRgb, type PngSpec } from "../shared/png-encoder.js";
 

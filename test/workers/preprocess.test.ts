@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { entropy, topK } from "../../workers/src/infer/entropy.js";
-import { ApiError } from "../../shared/src/errors.js";
+import { ApiError } from "@fogline/shared/errors";
 import { decodeImage } from "../../workers/src/image/image.js";
 import { areaWeights, preprocessImage, resizeArea } from "../../workers/src/image/preprocess.js";
-import { parseManifest } from "../../shared/src/schemas/manifest.js";
+import { parseManifest } from "@fogline/shared/schemas/manifest";
 import { manifests } from "../models.generated.js";
 import { base64ToBytes, jpegHasChromaSubsampling, makePng, maxAbsDiff, meanAbsDiff, modelsWithVectors, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { verify } from "../../shared/src/hmac.js";
-import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../shared/src/schemas/tail.js";
+import { verify } from "@fogline/shared/hmac";
+import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "@fogline/shared/schemas/tail";
 import { signedTailRequest, tailUrl } from "../../workers/src/cloud/tail-request.js";
 
 const SECRET = "d36bb0c0a77604d40fb1c10fe7466066baccecf278bedf2be7bba236251b020a";

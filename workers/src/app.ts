@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { metricsHandler, notFound, observe, onError, requestId } from "../../shared/src/http.js";
+import { metricsHandler, notFound, observe, onError, requestId } from "@fogline/shared/http";
 import { edgeConfig, type AppEnv } from "./env.js";
 import { devCloseConnections } from "./dev.js";
 import { metrics, registry, requestLogger } from "./observability.js";

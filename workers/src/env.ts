@@ -1,12 +1,12 @@
 import * as z from "zod";
 import { EngineChoice } from "./schemas/classify.js";
-import { WirePrecision } from "../../shared/src/schemas/tail.js";
+import { WirePrecision } from "@fogline/shared/schemas/tail";
 import { DEFAULT_MAX_BODY_BYTES } from "./image/upload.js";
 import { DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS } from "./image/image.js";
-import type { RequestVars } from "../../shared/src/http.js";
-import { LogLevel } from "../../shared/src/log.js";
-import { checkSecret } from "../../shared/src/secret.js";
-import type { ConfigProblem, ConfigProblemCode } from "../../shared/src/schemas/models.js";
+import type { RequestVars } from "@fogline/shared/http";
+import { LogLevel } from "@fogline/shared/log";
+import { checkSecret } from "@fogline/shared/secret";
+import type { ConfigProblem, ConfigProblemCode } from "@fogline/shared/schemas/models";
 
 /** Worker bindings, declared once (wrangler.toml [vars]; the secret via `wrangler secret put`). */
 export interface Bindings {

@@ -6,8 +6,8 @@
  * cloud call latency is real, edge CPU phases read close to 0.
  */
 import type { Context } from "hono";
-import { createLogger, type LogLevel, type Logger } from "../../shared/src/log.js";
-import { httpMetrics, Registry } from "../../shared/src/metrics.js";
+import { createLogger, type LogLevel, type Logger } from "@fogline/shared/log";
+import { httpMetrics, Registry } from "@fogline/shared/metrics";
 import { edgeConfig, type AppEnv } from "./env.js";
 
 export const registry = new Registry();

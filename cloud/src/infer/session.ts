@@ -2,7 +2,7 @@ import * as ortModule from "onnxruntime-node";
 
 // CJS package: a namespace import works under tsx, Node ESM and vite-node (test globalSetup) alike
 const ort = ((ortModule as { default?: typeof ortModule }).default ?? ortModule) as typeof ortModule;
-import { type GraphRunner, runOrtSession, type Tensor } from "../../../shared/src/runner.js";
+import { type GraphRunner, runOrtSession, type Tensor } from "@fogline/shared/runner";
 
 /** GraphRunner over an onnxruntime-node session (the cloud's implementation of the shared contract). */
 export class OrtNodeRunner implements GraphRunner {

@@ -1,12 +1,12 @@
 import { Hono } from "hono";
-import { MAX_BATCH } from "../../../shared/src/contracts.js";
-import { ApiError } from "../../../shared/src/errors.js";
-import { checkHeaders, verify, type VerifyFailure } from "../../../shared/src/hmac.js";
-import { logFields } from "../../../shared/src/http.js";
-import { runTail } from "../../../shared/src/runner.js";
-import { TAIL_HEADERS, type TailResponse } from "../../../shared/src/schemas/tail.js";
-import { readLimited } from "../../../shared/src/body.js";
-import { decodeHeader, decodeTensor, encodedSize, firstOutOfRange, MAX_ABS_ACTIVATION, WireFormatError } from "../../../shared/src/wire.js";
+import { MAX_BATCH } from "@fogline/shared/contracts";
+import { ApiError } from "@fogline/shared/errors";
+import { checkHeaders, verify, type VerifyFailure } from "@fogline/shared/hmac";
+import { logFields } from "@fogline/shared/http";
+import { runTail } from "@fogline/shared/runner";
+import { TAIL_HEADERS, type TailResponse } from "@fogline/shared/schemas/tail";
+import { readLimited } from "@fogline/shared/body";
+import { decodeHeader, decodeTensor, encodedSize, firstOutOfRange, MAX_ABS_ACTIVATION, WireFormatError } from "@fogline/shared/wire";
 import type { CloudEnv } from "../env.js";
 
 export const tail = new Hono<CloudEnv>();

@@ -4,14 +4,14 @@
  * CloudError with a short reason and a detailed message (for the log only: clients see the fixed
  * code of publicReason); the pipeline decides whether that degrades or fails.
  */
-import type { Tensor } from "../../../shared/src/runner.js";
+import type { Tensor } from "@fogline/shared/runner";
 import type { DegradedReason } from "../schemas/classify.js";
-import type { WirePrecision } from "../../../shared/src/schemas/tail.js";
-import type { Manifest } from "../../../shared/src/schemas/manifest.js";
-import { TailResponse } from "../../../shared/src/schemas/tail.js";
-import { ErrorResponse } from "../../../shared/src/schemas/error.js";
+import type { WirePrecision } from "@fogline/shared/schemas/tail";
+import type { Manifest } from "@fogline/shared/schemas/manifest";
+import { TailResponse } from "@fogline/shared/schemas/tail";
+import { ErrorResponse } from "@fogline/shared/schemas/error";
 import { signedTailRequest, tailUrl } from "./tail-request.js";
-import { encodeActivation } from "../../../shared/src/wire.js";
+import { encodeActivation } from "@fogline/shared/wire";
 import { metrics } from "../observability.js";
 
 export type CloudFailure =

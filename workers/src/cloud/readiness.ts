@@ -19,7 +19,7 @@
  * The memory is keyed by the parsed configuration object (one per `env` object, which workerd
  * keeps for the isolate's life), so a new secret or CLOUD_URL starts from nothing.
  */
-import type { ConfigProblem } from "../../../shared/src/schemas/models.js";
+import type { ConfigProblem } from "@fogline/shared/schemas/models";
 import type { EdgeConfig } from "../env.js";
 import type { EdgeModel } from "../models/registry.js";
 import { edgeLogger } from "../observability.js";

@@ -3,8 +3,8 @@
  * (workers/src/cloud/client.ts), the tests, the fuzzers and the bench all send what this makes,
  * so the header set and the signed fields (hmac.ts) are written down once.
  */
-import { newNonce, sign } from "../../../shared/src/hmac.js";
-import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "../../../shared/src/schemas/tail.js";
+import { newNonce, sign } from "@fogline/shared/hmac";
+import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "@fogline/shared/schemas/tail";
 
 /** The cloud's tail route of one model, under a base URL (`""` for `app.request`). */
 export function tailUrl(base: string, model: string): string {

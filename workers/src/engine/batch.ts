@@ -4,7 +4,7 @@
  * engine's forward pass, and gather the graph's two outputs (exit_logits [N,C], split [N,c,h,w])
  * as onnxruntime returns them.
  */
-import { EDGE_INPUT, EDGE_OUTPUTS, type Tensor } from "../../../shared/src/runner.js";
+import { EDGE_INPUT, EDGE_OUTPUTS, type Tensor } from "@fogline/shared/runner";
 import type { AnyPackedEdge } from "./format/binary.js";
 
 /** One image through the engine: returns the byte offset of its split plane in `memory`; its

@@ -15,7 +15,7 @@
  * (the trace reruns the convs in SUMS mode), the split and the exit logits against onnxruntime
  * on every test vector.
  */
-import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
+import type { GraphRunner, Tensor } from "@fogline/shared/runner";
 import { runAsync, runBatch } from "./batch.js";
 import type { PackedKbitEdge } from "./format/kbit.js";
 import { instantiateKernels, type Kernels, outSize, WasmHeap } from "./kernels.js";

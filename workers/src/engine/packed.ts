@@ -7,7 +7,7 @@
  *
  * The module and its memory: ./kernels.ts. A k-bit edge runs on ./kbit.ts instead.
  */
-import type { GraphRunner, Tensor } from "../../../shared/src/runner.js";
+import type { GraphRunner, Tensor } from "@fogline/shared/runner";
 import { runAsync, runBatch } from "./batch.js";
 import type { PackedEdge } from "./format/binary.js";
 import { type BorderFix, instantiateKernels, type Kernels, outSize, paddedTaps, WasmHeap } from "./kernels.js";

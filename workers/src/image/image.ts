@@ -9,7 +9,7 @@
  * Decoding hands out 8-bit RGB rows in order (`decodeRows`), so the caller can reduce them as
  * they come (preprocess.ts resizes into the 32x32 output) and never hold the image.
  */
-import { ApiError } from "../../../shared/src/errors.js";
+import { ApiError } from "@fogline/shared/errors";
 import { decodeJpegRows, jpegDecodeBytes, readJpegFrame, type JpegFrameInfo } from "./jpeg.js";
 import { decodePngRows, PNG_CHANNELS, pngRawSize } from "./png.js";
 

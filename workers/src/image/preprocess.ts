@@ -4,7 +4,7 @@
  * NCHW float32. The testvectors.json written by the training side checks this file.
  */
 import { decodeRows, type DecodeLimits, type RgbImage, type RowSink } from "./image.js";
-import type { Manifest } from "../../../shared/src/schemas/manifest.js";
+import type { Manifest } from "@fogline/shared/schemas/manifest";
 
 /**
  * Row-stochastic area weights `R[o, i]`: output cell `o` covers `[o*nIn/nOut, (o+1)*nIn/nOut)`

@@ -3,8 +3,8 @@
  * the multipart field `image`. The size cap is enforced while streaming (readLimited), so a
  * lying or missing Content-Length cannot make us buffer more than `maxBytes`.
  */
-import { readLimited } from "../../../shared/src/body.js";
-import { ApiError } from "../../../shared/src/errors.js";
+import { readLimited } from "@fogline/shared/body";
+import { ApiError } from "@fogline/shared/errors";
 import { sniffFormat, type ImageFormat } from "./image.js";
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;

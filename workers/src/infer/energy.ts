@@ -6,8 +6,8 @@
  * - paper: units of one full-precision MAC; a b-bit MAC costs b/32; conv MACs only.
  * - op45nm: picojoules, Horowitz ISSCC 2014 operation energies plus SRAM weight reads.
  */
-import constants from "../../../shared/energy.json" with { type: "json" };
-import type { Manifest } from "../../../shared/src/schemas/manifest.js";
+import constants from "@fogline/shared/energy.json" with { type: "json" };
+import type { Manifest } from "@fogline/shared/schemas/manifest";
 
 export interface EnergyPart {
   edge: number;

@@ -13,7 +13,7 @@
  * `forcedThresholds`, fitted on every image.
  */
 import { logSumExp } from "./entropy.js";
-import type { Manifest } from "../../../shared/src/schemas/manifest.js";
+import type { Manifest } from "@fogline/shared/schemas/manifest";
 
 export interface OodVerdict {
   /** free energy of the answering head's logits, -logsumexp(z) */

@@ -9,12 +9,12 @@
  * the per-client limit on cloud-bound samples (workers/src/cloud/rate-limit.ts): once a client's
  * budget is spent, exit=auto degrades (`rate_limited`) and exit=cloud is a 429.
  */
-import { MAX_BATCH as CONTRACT_MAX_BATCH } from "../../../shared/src/contracts.js";
+import { MAX_BATCH as CONTRACT_MAX_BATCH } from "@fogline/shared/contracts";
 import { entropy, exitsAtEdge } from "./entropy.js";
-import { ApiError } from "../../../shared/src/errors.js";
-import { runEdge, type Tensor } from "../../../shared/src/runner.js";
+import { ApiError } from "@fogline/shared/errors";
+import { runEdge, type Tensor } from "@fogline/shared/runner";
 import type { DegradedReason, EngineChoice, EngineName, ExitMode } from "../schemas/classify.js";
-import type { WirePrecision } from "../../../shared/src/schemas/tail.js";
+import type { WirePrecision } from "@fogline/shared/schemas/tail";
 import { CloudError, callCloud, publicReason } from "../cloud/client.js";
 import { admit, type CloudRateLimit } from "../cloud/rate-limit.js";
 import { noteCloudAnswer } from "../cloud/readiness.js";

@@ -1,7 +1,7 @@
-import { ApiError } from "../../../shared/src/errors.js";
-import type { LogLevel } from "../../../shared/src/log.js";
+import { ApiError } from "@fogline/shared/errors";
+import type { LogLevel } from "@fogline/shared/log";
 import { parsePackedEdge, verifyEngineChecksum } from "../engine/format/binary.js";
-import { type GraphRunner, runOrtSession, type Tensor } from "../../../shared/src/runner.js";
+import { type GraphRunner, runOrtSession, type Tensor } from "@fogline/shared/runner";
 import type { EngineChoice, EngineName } from "../schemas/classify.js";
 import { packedEngine, type PackedEngine } from "../engine/engine.js";
 import type { EdgeConfig } from "../env.js";

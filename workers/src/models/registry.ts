@@ -3,8 +3,8 @@
  * at build time (a static import list, since workerd has no filesystem). To add a model, put
  * models/<name>/{manifest.json,edge.onnx,cloud.onnx} in place and rebuild; nothing here names one.
  */
-import { ApiError } from "../../../shared/src/errors.js";
-import { parseManifest, type Manifest } from "../../../shared/src/schemas/manifest.js";
+import { ApiError } from "@fogline/shared/errors";
+import { parseManifest, type Manifest } from "@fogline/shared/schemas/manifest";
 import { bundledModels } from "./registry.generated.js";
 
 export interface EdgeModel {

@@ -5,11 +5,11 @@
  * `/v2` routes are a thin adapter over this.
  */
 import { softmax, topK } from "../infer/entropy.js";
-import { ApiError } from "../../../shared/src/errors.js";
+import { ApiError } from "@fogline/shared/errors";
 import { decodeRows, sniffFormat } from "../image/image.js";
 import { AreaResizer, normalize, type InputSpec } from "../image/preprocess.js";
-import type { Tensor } from "../../../shared/src/runner.js";
-import type { Manifest } from "../../../shared/src/schemas/manifest.js";
+import type { Tensor } from "@fogline/shared/runner";
+import type { Manifest } from "@fogline/shared/schemas/manifest";
 import {
   OIP_NAMES,
   type OipInferRequest,

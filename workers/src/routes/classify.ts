@@ -4,7 +4,7 @@ import { energyProfile, requestEnergy } from "../infer/energy.js";
 import { topK } from "../infer/entropy.js";
 import { preprocessImage } from "../image/preprocess.js";
 import { ClassifyQuery, type ClassifyResponse } from "../schemas/classify.js";
-import { logFields } from "../../../shared/src/http.js";
+import { logFields } from "@fogline/shared/http";
 import { checkFiniteOutputs } from "../oip/protocol.js";
 import { readImageUpload } from "../image/upload.js";
 import { edgeConfig, type AppEnv } from "../env.js";

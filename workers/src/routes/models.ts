@@ -1,6 +1,6 @@
 import { Hono } from "hono";
-import { summarize } from "../../../shared/src/schemas/manifest.js";
-import type { HealthResponse, ModelsResponse } from "../../../shared/src/schemas/models.js";
+import { summarize } from "@fogline/shared/schemas/manifest";
+import type { HealthResponse, ModelsResponse } from "@fogline/shared/schemas/models";
 import { cloudProblems } from "../cloud/readiness.js";
 import { edgeConfig, type AppEnv } from "../env.js";
 import { servingRunner } from "../infer/session.js";

@@ -10,7 +10,7 @@
 import { Hono, type Context } from "hono";
 import { cors } from "hono/cors";
 import pkg from "../../../package.json";
-import { ApiError } from "../../../shared/src/errors.js";
+import { ApiError } from "@fogline/shared/errors";
 import {
   binaryOutputs,
   binaryResponse,
@@ -35,7 +35,7 @@ import {
   type TritonRepositoryIndex,
   type TritonStatistics,
 } from "../schemas/oip.js";
-import { readLimited } from "../../../shared/src/body.js";
+import { readLimited } from "@fogline/shared/body";
 import * as z from "zod";
 import { cloudRateLimit } from "../cloud/rate-limit.js";
 import { cloudProblems } from "../cloud/readiness.js";

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { ApiError } from "../../../shared/src/errors.js";
+import { ApiError } from "@fogline/shared/errors";
 
 /** zValidator hook: a failed query parse becomes our 400 envelope instead of zod's raw error. */
 export const queryHook = (result: { success: boolean; error?: unknown }) => {

@@ -1,6 +1,6 @@
 import * as z from "zod";
-import { WirePrecision } from "../../../shared/src/schemas/tail.js";
-import { ModelName } from "../../../shared/src/schemas/manifest.js";
+import { WirePrecision } from "@fogline/shared/schemas/tail";
+import { ModelName } from "@fogline/shared/schemas/manifest";
 
 export const ExitMode = z.enum(["auto", "edge", "cloud"]);
 export type ExitMode = z.infer<typeof ExitMode>;

@@ -4,9 +4,9 @@
  * see kserve/open-inference-protocol `specification/protocol/inference_rest.md`.
  */
 import * as z from "zod";
-import { ERROR_CODES, type ErrorCode } from "../../../shared/src/errors.js";
+import { ERROR_CODES, type ErrorCode } from "@fogline/shared/errors";
 import { EngineChoice, ExitMode } from "./classify.js";
-import { ConfigProblem } from "../../../shared/src/schemas/models.js";
+import { ConfigProblem } from "@fogline/shared/schemas/models";
 
 /** `$parameter_value = $boolean | $number | $string`: parameters hold scalars only. */
 export const OipParameters = z.record(z.string(), z.union([z.boolean(), z.number(), z.string()]));

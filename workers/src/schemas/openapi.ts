@@ -6,10 +6,10 @@
  * route the Worker serves is here and the other way round, and that docs/api.md is current.
  */
 import * as z from "zod";
-import { ERROR_CODES, type ErrorCode } from "../../../shared/src/errors.js";
+import { ERROR_CODES, type ErrorCode } from "@fogline/shared/errors";
 import { ClassifyQuery, ClassifyResponse } from "./classify.js";
-import { ErrorResponse } from "../../../shared/src/schemas/error.js";
-import { HealthResponse, ModelsResponse } from "../../../shared/src/schemas/models.js";
+import { ErrorResponse } from "@fogline/shared/schemas/error";
+import { HealthResponse, ModelsResponse } from "@fogline/shared/schemas/models";
 import {
   OipErrorResponse,
   OipInferRequest,

@@ -8,10 +8,10 @@
  * is refused with an EngineFileError, so a mismatched engine can never answer silently.
  */
 import * as z from "zod";
-import { bytesToHex } from "../../../../shared/src/hex.js";
+import { bytesToHex } from "@fogline/shared/hex";
 import { dim, ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAX_CHANNELS, EngineFileError, ExitHeader, outSize, type PackedExit, type PackedShortcut, type PackedStem, parseShortcut, parseSplitAndExit, parseStem, readEngineContainer, ShortcutHeader, TensorRef } from "./container.js";
 import { parseKbitEdge, type PackedKbitEdge } from "./kbit.js";
-import type { Manifest } from "../../../../shared/src/schemas/manifest.js";
+import type { Manifest } from "@fogline/shared/schemas/manifest";
 
 export { ENGINE_FORMAT, ENGINE_KBIT_FORMAT, ENGINE_MAGIC, ENGINE_MAX_CHANNELS, ENGINE_VERSION, EngineFileError, type PackedExit } from "./container.js";
 

@@ -4,9 +4,9 @@
  * the blob's typed tensors, the split and the exit head, each checked against the manifest.
  */
 import * as z from "zod";
-import { CONTRACTS } from "../../../../shared/src/contracts.js";
+import { CONTRACTS } from "@fogline/shared/contracts";
 import { ONNX_DTYPE, onnxInitializers, type OnnxInitializer } from "./onnx-initializers.js";
-import type { Manifest } from "../../../../shared/src/schemas/manifest.js";
+import type { Manifest } from "@fogline/shared/schemas/manifest";
 
 /** the file's constants: shared/contracts.json ("packed"), which training/pack.py reads too */
 export const ENGINE_MAGIC: string = CONTRACTS.packed.magic;

@@ -8,7 +8,7 @@
  */
 import * as z from "zod";
 import { dim, ExitHeader, type Fail, outSize, type PackedExit, type PackedShortcut, type PackedStem, parseShortcut, parseSplitAndExit, parseStem, ShortcutHeader, type TensorReader, TensorRef } from "./container.js";
-import type { Manifest } from "../../../../shared/src/schemas/manifest.js";
+import type { Manifest } from "@fogline/shared/schemas/manifest";
 
 /** 2..4-bit activations: levels up to 15, a valid i7 operand of the engine's dot product, and
  * weight codes within +-15 keep 72 pair sums in an i16 lane (workers/engine/kconv.ts). */
