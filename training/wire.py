@@ -7,12 +7,13 @@ import struct
 
 import numpy as np
 
-from .contracts import WIRE, WIRE_FIXED_HEADER_BYTES, WIRE_INT8, wire_header_bytes
+from .contracts import WIRE, WIRE_INT8, wire_header_bytes
 
 _BY_PRECISION = {d["precision"]: d for d in WIRE["dtypes"].values()}
 _BY_CODE = {d["code"]: (name, d) for name, d in WIRE["dtypes"].items()}
 _FINGERPRINT = WIRE["fingerprintBytes"]
 _MAGIC = WIRE["magic"].encode("ascii")
+_AT: dict[str, int] = WIRE["offsets"]  # each header field's byte offset, as wire.ts reads them
 
 
 def js_round(x: np.ndarray) -> np.ndarray:
@@ -54,23 +55,29 @@ def encode_activation(data: np.ndarray, shape: list[int], fingerprint: str, prec
             raise ValueError("cannot quantize a non-finite activation")
         scale, zero = int8_params(x)
         payload = quantize_int8(x, scale, zero).astype(np.uint8).tobytes()
-    head = _MAGIC + struct.pack("<BBBB", WIRE["version"], d["code"], len(shape), 0) + fp
-    head += struct.pack("<fi", scale, zero) + struct.pack(f"<{len(shape)}I", *shape)
-    assert len(head) == wire_header_bytes(len(shape)) and len(head) - 4 * len(shape) == WIRE_FIXED_HEADER_BYTES
-    return head + payload
+    head = bytearray(wire_header_bytes(len(shape)))
+    head[_AT["magic"]:_AT["magic"] + len(_MAGIC)] = _MAGIC
+    for field, value in (("version", WIRE["version"]), ("dtype", d["code"]), ("rank", len(shape)), ("reserved", 0)):
+        struct.pack_into("<B", head, _AT[field], value)
+    head[_AT["fingerprint"]:_AT["fingerprint"] + _FINGERPRINT] = fp
+    struct.pack_into("<f", head, _AT["scale"], scale)
+    struct.pack_into("<i", head, _AT["zeroPoint"], zero)
+    struct.pack_into(f"<{len(shape)}I", head, _AT["shape"], *shape)
+    return bytes(head) + payload
 
 
 def decode_activation(frame: bytes) -> tuple[dict, np.ndarray]:
     """decodeHeader + decodeTensor of shared/src/wire.ts (header checks only as far as the tests need)."""
-    if frame[:4] != _MAGIC:
+    if frame[_AT["magic"]:_AT["magic"] + len(_MAGIC)] != _MAGIC:
         raise ValueError("bad magic: not a Fogline activation")
-    version, code, rank, _ = struct.unpack_from("<BBBB", frame, 4)
+    version, code, rank = (frame[_AT[f]] for f in ("version", "dtype", "rank"))
     if version != WIRE["version"] or code not in _BY_CODE:
         raise ValueError(f"version {version} / dtype {code} not supported")
     name, d = _BY_CODE[code]
-    fp = frame[8:8 + _FINGERPRINT].hex()
-    scale, zero = struct.unpack_from("<fi", frame, 8 + _FINGERPRINT)
-    shape = list(struct.unpack_from(f"<{rank}I", frame, WIRE_FIXED_HEADER_BYTES))
+    fp = frame[_AT["fingerprint"]:_AT["fingerprint"] + _FINGERPRINT].hex()
+    (scale,) = struct.unpack_from("<f", frame, _AT["scale"])
+    (zero,) = struct.unpack_from("<i", frame, _AT["zeroPoint"])
+    shape = list(struct.unpack_from(f"<{rank}I", frame, _AT["shape"]))
     body = frame[wire_header_bytes(rank):]
     if len(body) != int(np.prod(shape)) * d["bytes"]:
         raise ValueError("payload length does not match the header")

@@ -17,8 +17,8 @@ export const WIRE_VERSION: number = W.version;
 export const MAX_RANK: number = W.maxRank;
 const FIXED_HEADER: number = W.fixedHeaderBytes;
 const FINGERPRINT_BYTES: number = W.fingerprintBytes;
-const SCALE_OFFSET = 8 + FINGERPRINT_BYTES;
-const ZERO_POINT_OFFSET = SCALE_OFFSET + 4;
+/** each header field's byte offset (contracts.json "wire".offsets; training/wire.py uses the same) */
+const AT = W.offsets;
 const { levels: Q_LEVELS, qmin: QMIN, qmax: QMAX } = W.int8;
 
 type DtypeName = keyof typeof W.dtypes;
@@ -96,12 +96,12 @@ export function encodeActivation(
   const hs = headerSize(shape.length);
   const out = new Uint8Array(hs + data.length * ELEMENT_BYTES[dtype]!);
   const view = new DataView(out.buffer);
-  view.setUint32(0, WIRE_MAGIC, true);
-  view.setUint8(4, WIRE_VERSION);
-  view.setUint8(5, dtype);
-  view.setUint8(6, shape.length);
-  out.set(fp, 8);
-  shape.forEach((d, i) => view.setUint32(FIXED_HEADER + 4 * i, d, true));
+  view.setUint32(AT.magic, WIRE_MAGIC, true);
+  view.setUint8(AT.version, WIRE_VERSION);
+  view.setUint8(AT.dtype, dtype);
+  view.setUint8(AT.rank, shape.length);
+  out.set(fp, AT.fingerprint);
+  shape.forEach((d, i) => view.setUint32(AT.shape + 4 * i, d, true));
 
   let scale = 1;
   let zeroPoint = 0;
@@ -135,8 +135,8 @@ export function encodeActivation(
       q[i] = v < QMIN ? QMIN : v > QMAX ? QMAX : v;
     }
   }
-  view.setFloat32(SCALE_OFFSET, scale, true);
-  view.setInt32(ZERO_POINT_OFFSET, zeroPoint, true);
+  view.setFloat32(AT.scale, scale, true);
+  view.setInt32(AT.zeroPoint, zeroPoint, true);
   return out;
 }
 
@@ -148,20 +148,20 @@ export function encodeActivation(
 export function decodeHeader(bytes: Uint8Array): WireHeader {
   if (bytes.length < FIXED_HEADER) throw new WireFormatError(`payload of ${bytes.length} bytes is shorter than the header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(0, true) !== WIRE_MAGIC) throw new WireFormatError("bad magic: not a Fogline activation");
-  const version = view.getUint8(4);
+  if (view.getUint32(AT.magic, true) !== WIRE_MAGIC) throw new WireFormatError("bad magic: not a Fogline activation");
+  const version = view.getUint8(AT.version);
   if (version !== WIRE_VERSION) throw new WireFormatError(`unsupported wire format version ${version}`);
-  const code = view.getUint8(5);
+  const code = view.getUint8(AT.dtype);
   const dtype = BY_CODE.get(code);
   if (dtype === undefined) throw new WireFormatError(`unknown dtype ${code}`);
-  const rank = view.getUint8(6);
+  const rank = view.getUint8(AT.rank);
   if (rank < 1 || rank > MAX_RANK) throw new WireFormatError(`rank ${rank} not in 1..${MAX_RANK}`);
   const hs = headerSize(rank);
   if (bytes.length < hs) throw new WireFormatError("payload ends inside the shape");
   const shape: number[] = [];
   let n = 1;
   for (let i = 0; i < rank; i++) {
-    const d = view.getUint32(FIXED_HEADER + 4 * i, true);
+    const d = view.getUint32(AT.shape + 4 * i, true);
     if (d === 0) throw new WireFormatError("zero-sized dimension");
     shape.push(d);
     n *= d; // exact: the product is compared with the byte count before it could matter
@@ -170,8 +170,8 @@ export function decodeHeader(bytes: Uint8Array): WireHeader {
   if (bytes.length !== expected) {
     throw new WireFormatError(`header says ${expected} bytes for shape ${shape.join("x")}, payload has ${bytes.length}`);
   }
-  const scale = view.getFloat32(SCALE_OFFSET, true);
-  const zeroPoint = view.getInt32(ZERO_POINT_OFFSET, true);
+  const scale = view.getFloat32(AT.scale, true);
+  const zeroPoint = view.getInt32(AT.zeroPoint, true);
   if (dtype === "uint8" && (!(scale > 0) || !Number.isFinite(scale) || zeroPoint < QMIN || zeroPoint > QMAX)) {
     throw new WireFormatError("invalid quantization parameters");
   }
@@ -179,7 +179,7 @@ export function decodeHeader(bytes: Uint8Array): WireHeader {
     version,
     dtype,
     precision: W.dtypes[dtype].precision as WirePrecision,
-    fingerprint: bytesToHex(bytes.subarray(8, 8 + FINGERPRINT_BYTES)),
+    fingerprint: bytesToHex(bytes.subarray(AT.fingerprint, AT.fingerprint + FINGERPRINT_BYTES)),
     scale,
     zeroPoint,
     shape,

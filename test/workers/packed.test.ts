@@ -21,7 +21,7 @@ import { packedEngine, type PackedEngine } from "../../workers/src/engine/engine
 import { KbitRunner } from "../../workers/src/engine/kbit.js";
 import type { PackedTrace } from "../../workers/src/engine/packed.js";
 import { initOrt } from "../../workers/src/infer/ort.js";
-import { EDGE_SESSION_OPTIONS, edgeRunner, PACKED_BY_DEFAULT, selectRunner } from "../../workers/src/infer/session.js";
+import { EDGE_SESSION_OPTIONS, edgeRunner, selectRunner } from "../../workers/src/infer/session.js";
 import { allModels, getModel, type EdgeModel } from "../../workers/src/models/registry.js";
 import { argmax, base64ToBytes, vectorsFor } from "../shared/fixtures.js";
 import { ELEM, graphNodes, withOutputs } from "./onnx-outputs.js";
@@ -217,7 +217,7 @@ describe("POST /v1/classify engine selection", () => {
 
   it("runs the packed engine by default where the model ships one, and says which engine answered", async () => {
     const r = ClassifyResponse.parse((await classify({})).body);
-    expect(r.engine).toBe(PACKED_BY_DEFAULT ? "packed" : "ort");
+    expect(r.engine).toBe("packed");
   });
 
   it("honours ?engine= and EDGE_ENGINE, with identical answers", async () => {
@@ -254,7 +254,7 @@ describe("POST /v1/classify engine selection", () => {
       return ClassifyResponse.parse(await res.json());
     };
     const [auto, ortR, packedR] = [await ask(), await ask("ort"), await ask("packed")];
-    expect([auto.engine, ortR.engine, packedR.engine]).toEqual([PACKED_BY_DEFAULT ? "packed" : "ort", "ort", "packed"]);
+    expect([auto.engine, ortR.engine, packedR.engine]).toEqual(["packed", "ort", "packed"]);
     expect(packedR.exit.entropy).toBe(ortR.exit.entropy);
     expect(packedR.top).toEqual(ortR.top);
   });

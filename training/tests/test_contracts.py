@@ -69,3 +69,16 @@ def test_packed_kbit_golden_file_byte_for_byte():
     np.testing.assert_array_equal(e["exit"]["bias"], np.float32(expected["exitBias"]))
     codes = unpack_nibbles(e["blocks"][0]["conv1"], 16 * 16 * 9).astype(int) * 2 - e["blocks"][0]["conv1Zero"]
     assert codes[:len(expected["conv1Codes"])].tolist() == expected["conv1Codes"] and int(codes.sum()) == expected["conv1CodeSum"]
+
+
+def test_wire_header_offsets_tile_the_fixed_header():
+    """contracts.json's wire offsets (which wire.ts and wire.py both use) lay the fields end to end,
+    in the documented order, and the shape starts where the fixed header ends."""
+    w = contracts.WIRE
+    sizes = {"magic": len(w["magic"]), "version": 1, "dtype": 1, "rank": 1, "reserved": 1,
+             "fingerprint": w["fingerprintBytes"], "scale": 4, "zeroPoint": 4}
+    at = 0
+    for field, size in sizes.items():
+        assert w["offsets"][field] == at, field
+        at += size
+    assert w["offsets"]["shape"] == at == w["fixedHeaderBytes"]

@@ -48,14 +48,6 @@ export function edgeRunner(model: EdgeModel): Promise<GraphRunner> {
   return runner;
 }
 
-/**
- * With EDGE_ENGINE=auto (the default) and no `engine` query, a model that ships a packed engine
- * file runs on it: `test/workers/packed.test.ts` checks it against onnxruntime on every test
- * vector and `npm run bench` measured it faster (docs/performance.md). onnxruntime-web stays the
- * reference and the engine of every other model.
- */
-export const PACKED_BY_DEFAULT = true;
-
 // One packed runner per isolate and model. A refused engine file stays refused (its bytes are
 // bundled: retrying cannot fix them), so the promise is cached whatever its outcome.
 const packed = new Map<string, Promise<PackedEngine>>();
@@ -83,14 +75,15 @@ export interface SelectedRunner {
  * The engine for one request: the `engine` query, else EDGE_ENGINE, else auto. `ort` is always
  * onnxruntime-web. `packed` needs a model with an engine file (a query asking for it on another
  * model is a 400; EDGE_ENGINE=packed leaves such models on onnxruntime) and fails the request
- * when the file is refused. `auto` takes the packed engine where PACKED_BY_DEFAULT and the model
- * ships one, and falls back to onnxruntime with an error log when the file is refused: never a
+ * when the file is refused. `auto` takes the packed engine where the model ships one
+ * (test/workers/packed.test.ts checks it against onnxruntime on every test vector; `npm run bench`
+ * measures it faster, docs/performance.md), and falls back to onnxruntime with an error log when the file is refused: never a
  * silent wrong answer, and never an outage because of the optional engine.
  */
 export async function selectRunner(model: EdgeModel, query: EngineChoice, env: EngineChoice, logLevel: LogLevel): Promise<SelectedRunner> {
   const choice = query !== "auto" ? query : env;
   const ortRunner = async (): Promise<SelectedRunner> => ({ runner: await edgeRunner(model), engine: "ort" });
-  if (choice === "ort" || !model.engine || (choice === "auto" && !PACKED_BY_DEFAULT)) {
+  if (choice === "ort" || !model.engine) {
     if (query === "packed") throw new ApiError("invalid_query", `model "${model.manifest.name}" ships no packed engine (engine=ort or auto)`);
     return ortRunner();
   }
