@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
-import shutil
 from pathlib import Path
 
 from .config import TrainConfig
@@ -153,10 +153,8 @@ def model_section(folder: Path, docs: Path) -> str:
     m = json.loads((folder / "manifest.json").read_text())
     v, t, a = m["validation"] or {}, m["training"], m["architecture"]
     paper = load_constants()["paperOperatingPoints"].get(m["dataset"])
-    img = docs / "img" / f"{m['name']}-threshold-curve.png"
-    if (folder / "calibration.png").exists():
-        img.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / "calibration.png", img)
+    # the model's own plot (one copy), linked from docs/
+    img = Path(os.path.relpath(folder.resolve() / "calibration.png", docs.resolve())).as_posix()
     log_epochs = t.get("epochs")
     b = m.get("baseline")
     before = t.get("lineage") or []  # the runs this one started from, oldest first
@@ -202,7 +200,7 @@ Accuracy of the answers given at the edge: {pct(v.get('edgeAccuracy'))}; given b
 Target (issue 4): {target_text(m['dataset'])}.
 Met: {'; '.join(f"{t}: {'yes' if ok else 'no'}" for t, ok in target_verdicts(m)) or 'n/a'}.
 
-![threshold curve](img/{img.name})
+![threshold curve]({img})
 
 Reproduce{" (full-precision baseline first)" if b else ""}:
 

@@ -3,7 +3,7 @@ dataset, the table, the plots (copied next to the page) and how the columns are 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -69,16 +69,13 @@ def epochs_run(rows: list[dict]) -> str:
 
 
 def dataset_section(out: Path, doc_dir: Path, tolerance: float) -> str:
-    """One dataset's part of docs/design-space.md; its plots are copied to docs/design-space/."""
+    """One dataset's part of docs/design-space.md; it links the sweep's own plots (one copy each)."""
     data = json.loads((out / "results.json").read_text())
     rows, recipe = data["rows"], data["recipe"]
     dataset = rows[0]["dataset"]
     ref = reference_accuracy(data)
     best, why = recommend(rows, ref, tolerance)
-    img_dir = doc_dir / "design-space"
-    img_dir.mkdir(parents=True, exist_ok=True)
-    for kind in PLOTS:
-        shutil.copyfile(out / f"{kind}.png", img_dir / f"{dataset}-{kind}.png")
+    plot = {kind: Path(os.path.relpath(out.resolve() / f"{kind}.png", doc_dir.resolve())).as_posix() for kind in PLOTS}
     produced = (f"`{recipe['mode']}` mode, {plural(recipe['epochs'], 'epoch')} per configuration"
                 + (f", fine-tuned from `{recipe['init']}`" if recipe.get("init") else ", trained from scratch by the pipeline's recipe")
                 + (f" on a seeded {recipe['subset']:.0%} of the training split" if recipe["subset"] < 1 else " on the whole training split")
@@ -102,9 +99,9 @@ def dataset_section(out: Path, doc_dir: Path, tolerance: float) -> str:
                   f"{pct(s['edgeFraction'])} % at the edge and {s['paperEnergyRatio']:.2f}x (paper) / {s['opEnergyRatio']:.2f}x (45 nm) "
                   f"in this sweep.", ""]
     lines += [markdown_table(rows), "",
-              f"![energy vs accuracy](design-space/{dataset}-energy-accuracy.png)", "",
-              f"![% at edge vs accuracy, and each exit's accuracy](design-space/{dataset}-edge-accuracy.png)", "",
-              f"![threshold sweeps](design-space/{dataset}-threshold-curves.png)", ""]
+              f"![energy vs accuracy]({plot['energy-accuracy']})", "",
+              f"![% at edge vs accuracy, and each exit's accuracy]({plot['edge-accuracy']})", "",
+              f"![threshold sweeps]({plot['threshold-curves']})", ""]
     return "\n".join(lines)
 
 
