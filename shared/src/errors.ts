@@ -3,6 +3,8 @@
  * JSON envelope `{ error: { code, message } }`; anything else becomes a 500 `internal_error`.
  * Codes are stable API: clients may branch on them, so never rename one.
  */
+import * as z from "zod";
+
 export const ERROR_CODES = {
   // request shape
   invalid_query: 400,
@@ -57,7 +59,16 @@ export class ApiError extends Error {
   }
 }
 
-export function errorBody(code: ErrorCode, message: string): { error: { code: ErrorCode; message: string } } {
+const codes = Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]];
+
+/** The envelope of every 4xx/5xx body of both apps (`/v1`; `/v2` answers oipErrorBody): what
+ * errorBody writes, and what the edge reads back from a refusing cloud. */
+export const ErrorResponse = z.object({
+  error: z.object({ code: z.enum(codes), message: z.string() }),
+});
+export type ErrorResponse = z.infer<typeof ErrorResponse>;
+
+export function errorBody(code: ErrorCode, message: string): ErrorResponse {
   return { error: { code, message } };
 }
 

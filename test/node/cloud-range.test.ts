@@ -5,9 +5,8 @@
  * MAX_ABS_ACTIVATION still get finite logits.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
-import { TailResponse } from "@fogline/shared/schemas/tail";
-import type { WirePrecision } from "@fogline/shared/schemas/tail";
+import { ErrorResponse } from "@fogline/shared/errors";
+import { TailResponse, type WirePrecision } from "@fogline/shared/schemas/tail";
 import { parseManifest, type Manifest } from "@fogline/shared/schemas/manifest";
 import { encodeActivation, MAX_ABS_ACTIVATION } from "@fogline/shared/wire";
 import { signedTailRequest, tailUrl } from "../../workers/src/cloud/tail-request.js";

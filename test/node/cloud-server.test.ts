@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newNonce } from "@fogline/shared/hmac";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
+import { ErrorResponse } from "@fogline/shared/errors";
 import { parseManifest } from "@fogline/shared/schemas/manifest";
 import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "@fogline/shared/schemas/tail";
 import { encodeActivation, encodedSize } from "@fogline/shared/wire";

@@ -1,10 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { createCloudApp } from "../../cloud/src/app.js";
 import { newNonce } from "@fogline/shared/hmac";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
-import { TailResponse } from "@fogline/shared/schemas/tail";
-import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "@fogline/shared/schemas/tail";
-import type { WirePrecision } from "@fogline/shared/schemas/tail";
+import { ErrorResponse } from "@fogline/shared/errors";
+import { TAIL_CONTENT_TYPE, TAIL_HEADERS, TailResponse, type WirePrecision } from "@fogline/shared/schemas/tail";
 import { encodeActivation } from "@fogline/shared/wire";
 import { signedTailRequest } from "../../workers/src/cloud/tail-request.js";
 import { loadModels } from "../../cloud/src/models.js";

@@ -7,10 +7,8 @@
  * Reproduce a failure with FUZZ_SEED=<seed> (printed in the assertion message).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ERROR_CODES } from "@fogline/shared/errors";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
-import { TailResponse } from "@fogline/shared/schemas/tail";
-import { TAIL_CONTENT_TYPE, TAIL_HEADERS } from "@fogline/shared/schemas/tail";
+import { ERROR_CODES, ErrorResponse } from "@fogline/shared/errors";
+import { TAIL_CONTENT_TYPE, TAIL_HEADERS, TailResponse } from "@fogline/shared/schemas/tail";
 import { parseManifest, type Manifest } from "@fogline/shared/schemas/manifest";
 import { encodeActivation } from "@fogline/shared/wire";
 import { signedTailRequest } from "../../workers/src/cloud/tail-request.js";

@@ -9,7 +9,7 @@ import { describe, expect, inject, it } from "vitest";
 import pkg from "../../workers/package.json";
 import { encodedSize } from "@fogline/shared/wire";
 import { ClassifyResponse } from "../../workers/src/schemas/classify.js";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
+import { ErrorResponse } from "@fogline/shared/errors";
 import { HealthResponse, ModelsResponse } from "@fogline/shared/schemas/models";
 import { OipReady } from "../../workers/src/schemas/oip.js";
 import { entropy, exitsAtEdge } from "../../workers/src/infer/entropy.js";

@@ -6,9 +6,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ERROR_CODES } from "@fogline/shared/errors";
+import { ERROR_CODES, ErrorResponse } from "@fogline/shared/errors";
 import { ClassifyResponse } from "../../workers/src/schemas/classify.js";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
 import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { argmax, base64ToBytes, DEFAULT_MODEL, makePng, pngHeaderOnly, vectorsFor } from "../shared/fixtures.js";

@@ -14,7 +14,7 @@ import { describe, expect, it } from "vitest";
 import { EngineFileError, parsePackedEdge, verifyEngineChecksum } from "../../workers/src/engine/format/binary.js";
 import { runEdge } from "@fogline/shared/runner";
 import { ClassifyResponse } from "../../workers/src/schemas/classify.js";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
+import { ErrorResponse } from "@fogline/shared/errors";
 import { entropy, exitsAtEdge } from "../../workers/src/infer/entropy.js";
 import { app } from "../../workers/src/app.js";
 import { packedEngine, type PackedEngine } from "../../workers/src/engine/engine.js";

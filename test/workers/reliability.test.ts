@@ -7,7 +7,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
 import { ClassifyResponse } from "../../workers/src/schemas/classify.js";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
+import { ErrorResponse } from "@fogline/shared/errors";
 import { app } from "../../workers/src/app.js";
 import type { Bindings } from "../../workers/src/env.js";
 import { base64ToBytes, DEFAULT_MODEL, vectorsFor } from "../shared/fixtures.js";

@@ -6,10 +6,9 @@
  */
 import type { Tensor } from "@fogline/shared/runner";
 import type { DegradedReason } from "../schemas/classify.js";
-import type { WirePrecision } from "@fogline/shared/schemas/tail";
+import { TailResponse, type WirePrecision } from "@fogline/shared/schemas/tail";
 import type { Manifest } from "@fogline/shared/schemas/manifest";
-import { TailResponse } from "@fogline/shared/schemas/tail";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
+import { ErrorResponse } from "@fogline/shared/errors";
 import { signedTailRequest, tailUrl } from "./tail-request.js";
 import { encodeActivation } from "@fogline/shared/wire";
 import { metrics } from "../observability.js";

@@ -6,9 +6,8 @@
  * route the Worker serves is here and the other way round, and that docs/api.md is current.
  */
 import * as z from "zod";
-import { ERROR_CODES, type ErrorCode } from "@fogline/shared/errors";
+import { ERROR_CODES, type ErrorCode, ErrorResponse } from "@fogline/shared/errors";
 import { ClassifyQuery, ClassifyResponse } from "./classify.js";
-import { ErrorResponse } from "@fogline/shared/schemas/error";
 import { HealthResponse, ModelsResponse } from "@fogline/shared/schemas/models";
 import {
   OipErrorResponse,
