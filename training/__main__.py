@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.train", "train a preset (--config) with key=value overrides; resumes from the last epoch"),
     "campaign": ("training.campaign", "the background training campaign across sessions: start | status | stop"),
+    "recalibrate-bn": ("training.recalibrate_bn", "recompute a finished checkpoint's BatchNorm statistics, keep the better weights"),
     "keep": ("training.keep", "keep a finished run in checkpoints/: slim weights, lineage, per-epoch log"),
     "speed": ("training.speed", "seconds per training step of a preset on random data, projected per epoch"),
     "export": ("training.export", "checkpoint -> model folder: ONNX pair, manifest, parity, calibration, engine file"),

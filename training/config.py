@@ -33,6 +33,10 @@ class TrainConfig:
     # weights every epoch and saved with each checkpoint; 0 = off. 0.999 at batch 128 averages
     # over the last ~3 epochs.
     ema_decay: float = 0.0
+    # At the end of a run, recompute the BatchNorm statistics of the raw and the EMA weights over
+    # this many augmented training batches (training/bn_stats.py) before choosing between them;
+    # 0 = keep the statistics training ended with.
+    bn_recal_batches: int = 100
     # Clip the gradient's global norm (0: off). A fine-tune from a trained model with a fresh exit
     # head needs it: the head's first gradients scale with the trained features' energy (~10x the
     # norm of the rest) and at lr 0.05 one step wrecks the whole edge (measured: 93 % -> 5 % in 12
@@ -64,6 +68,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.schedule not in ("multistep", "onecycle", "cosine"):
             raise ValueError(f"schedule {self.schedule!r}: expected multistep, onecycle or cosine")
+        if self.bn_recal_batches < 0:
+            raise ValueError(f"bn_recal_batches must be >= 0, got {self.bn_recal_batches}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.time_budget_minutes > 0 and self.schedule == "multistep":

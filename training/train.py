@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from .bn_stats import recalibrate_bn
 from .checkpoint import lineage_of, load_checkpoint_model, save_atomic, slim
 from .config import TrainConfig, apply_overrides
 from .data import ImageSet, TensorLoader, load_source, train_val_split
@@ -212,6 +213,27 @@ def training_subset(train_idx: np.ndarray, fraction: float, seed: int) -> np.nda
     return np.sort(np.random.default_rng([seed, 1]).choice(train_idx, keep, replace=False))
 
 
+def with_recalibrated_bn(ckpt: dict, train_set: ImageSet, val_loader: TensorLoader, cfg: TrainConfig,
+                         device: torch.device, amp: bool) -> dict:
+    """The checkpoint with the BatchNorm statistics of its raw and EMA weights recomputed over
+    ``cfg.bn_recal_batches`` augmented training batches (training/bn_stats.py) and both
+    re-validated; what they scored before goes into ``bn_recal``. Weights are unchanged."""
+    out = dict(ckpt)
+    before = {"raw": ckpt.get("val"), "ema": ckpt.get("val_ema")}
+    images = 0
+    for weights, val_key in (("model", "val"), ("ema", "val_ema")):
+        if weights not in ckpt:
+            continue
+        model = SplitResNet(ModelConfig(**ckpt["model_config"])).to(device)
+        model.load_state_dict(ckpt[weights])
+        loader = TensorLoader(train_set, min(256, len(train_set)), device, train=True, seed=cfg.seed + 1)
+        images = recalibrate_bn(model, loader, cfg.bn_recal_batches)
+        out[weights] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        out[val_key] = summarize(*predict(model, val_loader, amp))
+    out["bn_recal"] = {"batches": cfg.bn_recal_batches, "images": images, "before": before}
+    return out
+
+
 def load_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
     full = load_source(cfg.data)
     train_idx, val_idx = train_val_split(len(full), cfg.val_size, cfg.seed)
@@ -219,7 +241,7 @@ def load_data(cfg: TrainConfig) -> tuple[ImageSet, ImageSet]:
 
 
 # Settings that may change between the sessions of one run without changing what it computes.
-RESUMABLE_CHANGES = {"max_epochs_this_run", "max_minutes", "device", "threads", "compile", "data", "time_budget_minutes"}
+RESUMABLE_CHANGES = {"max_epochs_this_run", "max_minutes", "device", "threads", "compile", "data", "time_budget_minutes", "bn_recal_batches"}
 
 
 def check_same_recipe(saved_config: dict, cfg: TrainConfig, path: Path) -> None:
@@ -341,6 +363,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         write_status(run_dir, status_line(cfg.name, epoch + 1, cfg.epochs, "finished" if done else "running",
                                           metrics, ema_metrics, epoch_times))
         if done:
+            if cfg.bn_recal_batches:
+                ckpt = with_recalibrated_bn(ckpt, train_set, val_loader, cfg, device, amp)
+                write_status(run_dir, status_line(cfg.name, epoch + 1, cfg.epochs, "finished", ckpt["val"], ckpt.get("val_ema"), epoch_times))
             kept = slim(ckpt)
             save_atomic(kept, model_path)
             print(f"schedule complete after {epoch + 1} epochs ({elapsed / 60:.1f} min): {model_path} "
