@@ -143,10 +143,23 @@ def train_command(training: dict) -> str:
     return "python -m training train " + " ".join(override(k, v) for k, v in cfg.items())
 
 
+def has_preset(training: dict) -> bool:
+    return (Path("training/configs") / f"{training['config']['name']}.json").exists()
+
+
+def finished_checkpoint(training: dict) -> str:
+    """Where a run's checkpoint for export lies: a preset's run ends with its slim model.pt
+    (BatchNorm statistics recomputed, the better of raw and EMA); a retired one's resume file."""
+    cfg = training["config"]
+    return f"{cfg.get('out_dir', 'runs')}/{cfg['name']}/model.pt" if has_preset(training) else f"runs/{cfg['name']}/checkpoint.pt"
+
+
 def train_and_keep(training: dict) -> str:
-    """A run that a later one starts from (init_from / teacher / baseline): trained, then kept as
-    the checkpoints/<name>.pt the later presets name."""
-    return f"    {train_command(training)}\n    python -m training keep runs/{training['config']['name']}\n"
+    """A run that a later one starts from (init_from / teacher / baseline): trained, then (a
+    retired per-cycle run) kept as the checkpoints/<name>.pt its successor named; a preset's run
+    needs no keep, the later presets name its model.pt."""
+    keep = "" if has_preset(training) else f"    python -m training keep runs/{training['config']['name']}\n"
+    return f"    {train_command(training)}\n{keep}"
 
 
 def model_section(folder: Path, docs: Path) -> str:
@@ -205,7 +218,7 @@ Met: {'; '.join(f"{t}: {'yes' if ok else 'no'}" for t, ok in target_verdicts(m))
 Reproduce{" (full-precision baseline first)" if b else ""}:
 
 {baseline_cmds}{"".join(train_and_keep(r) for r in before)}    {train_command(t)}
-    python -m training export --checkpoint runs/{t['config']['name']}/checkpoint.pt --out models/{m['name']} --name {m['name']} --data {shlex.quote(t['config']['data'])} --goal {(m['exit'].get('calibration') or {}).get('goal', 'within=1.0')}{export_extra}
+    python -m training export --checkpoint {finished_checkpoint(t)} --out models/{m['name']} --name {m['name']} --data {shlex.quote(t['config']['data'])} --goal {(m['exit'].get('calibration') or {}).get('goal', 'within=1.0')}{export_extra}
 """
 
 
