@@ -3,11 +3,8 @@
 Why: the running statistics a run ends with are an exponential average (momentum 0.1) over its
 last ~10 batches, taken while the weights still moved, and the EMA copy averages statistics of
 weights that no longer exist. A binarized edge turns every statistic into a sign threshold, so a
-small error flips activations: on `cifar10-w1a1-cut16` at epoch 89/100 the same weights scored
-90.1 % (final exit) and 71.0 % (edge exit) with the saved statistics, and 91.5 % / 78.4 % once
-they were recomputed over 40 x 256 augmented training images; its EMA weights went from
-89.4 % / 66.8 % to 92.1 % / 81.4 % (docs/results.md, "BatchNorm statistics"). The fix is the
-standard one (SWA's ``update_bn``): a cumulative average over augmented training batches, the
+small error flips activations (measured figures: training/README.md, "BatchNorm statistics").
+The fix is the standard one (SWA's ``update_bn``): a cumulative average over augmented training batches, the
 distribution the network was trained on, in train mode with no gradient.
 """
 from __future__ import annotations

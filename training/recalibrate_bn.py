@@ -1,6 +1,6 @@
-"""Recompute the BatchNorm statistics of a trained checkpoint (training/bn_stats.py), for a run
-that finished before training did this itself, and write it slim: the better of the raw and EMA
-weights on validation after recalibration, as export reads it.
+"""Recompute the BatchNorm statistics of a trained checkpoint's raw and EMA weights
+(training/bn_stats.py), for a run that finished before training did this itself, and write it
+slim: the better of the two on validation (float32), as export reads it.
 
     python -m training recalibrate-bn runs/keep/cifar10-w1a1-cut16-last.pt --out runs/cifar10-w1a1-cut16-bn.pt
 """
@@ -15,7 +15,7 @@ import torch
 from .checkpoint import save_atomic, slim
 from .config import TrainConfig
 from .data import TensorLoader
-from .train import load_data, pick_device, use_autocast, with_recalibrated_bn
+from .train import load_data, pick_device, with_recalibrated_bn
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,17 +38,18 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device(cfg)
     train_set, val_set = load_data(cfg)
     val_loader = TensorLoader(val_set, 500, device, train=False)
-    out = with_recalibrated_bn(ckpt, train_set, val_loader, cfg, device, use_autocast(cfg, device))
-    for weights, key in (("raw", "val"), ("ema", "val_ema")):
-        if out.get(key) is not None:
-            was = out["bn_recal"]["before"][weights] or {}
-            now = out[key]
-            print(f"{weights}: final {100 * was.get('final_acc', float('nan')):.2f} -> {100 * now['final_acc']:.2f} %, "
-                  f"exit {100 * was.get('exit_acc', float('nan')):.2f} -> {100 * now['exit_acc']:.2f} %", file=sys.stderr)
+    out = with_recalibrated_bn(ckpt, train_set, val_loader, cfg, device)
+    for weights in ("raw", "ema"):
+        if weights in out["bn_recal"]:
+            r = out["bn_recal"][weights]
+            was, now = r["saved"], r["recomputed"]
+            print(f"{weights} (float32): final {100 * was['final_acc']:.2f} -> {100 * now['final_acc']:.2f} %, "
+                  f"exit {100 * was['exit_acc']:.2f} -> {100 * now['exit_acc']:.2f} % with recomputed statistics",
+                  file=sys.stderr)
     kept = slim(out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_atomic(kept, args.out)
-    print(f"{args.out}: {kept['weights']} weights, BN statistics over {out['bn_recal']['images']} images, "
+    print(f"{args.out}: {kept['weights']} weights, BN statistics recomputed over {out['bn_recal']['images']} images, "
           f"val final {100 * kept['val']['final_acc']:.2f} %, exit {100 * kept['val']['exit_acc']:.2f} %", file=sys.stderr)
 
 

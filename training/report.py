@@ -252,14 +252,14 @@ implemented once per language in `training/energy.py` and `workers/src/infer/ene
 not measured: onnxruntime has no XNOR/popcount kernels.
 
 {chr(10).join(sections) if sections else 'No trained model has been shipped yet.'}
-## In training
+## How the shipped models are trained
 
-The next models come from one recipe per network (training/README.md, "Train: one recipe per
-shipped network"): the full-precision teachers `cifar10-fp32` and `cifar100-fp32` (150 epochs),
-then the hybrids `cifar10-w1a1-cut16` and `cifar100-w4a4-cut24` (100 epochs each, from and
-distilled from their teacher). They train as a campaign across sessions; where it stands, with
-validation figures and an ETA per run: `python -m training campaign status` (or the committed
-`campaign/*/status.txt`). Reproducing a model is two commands:
+One recipe per network (training/README.md, "Train: one recipe per shipped network"): the
+full-precision teachers `cifar10-fp32` and `cifar100-fp32` (150 epochs), then the hybrids
+`cifar10-w1a1-cut16` and `cifar100-w4a4-cut24` (100 epochs each, from and distilled from their
+teacher, BatchNorm statistics recomputed at the end). They ran as a campaign across sessions
+(`python -m training campaign status`, or the committed `campaign/*/status.txt`). Reproducing a
+model is two commands, then the export above:
 
     python -m training train --config training/configs/cifar10-fp32.json
     python -m training train --config training/configs/cifar10-w1a1-cut16.json

@@ -214,23 +214,25 @@ def training_subset(train_idx: np.ndarray, fraction: float, seed: int) -> np.nda
 
 
 def with_recalibrated_bn(ckpt: dict, train_set: ImageSet, val_loader: TensorLoader, cfg: TrainConfig,
-                         device: torch.device, amp: bool) -> dict:
+                         device: torch.device) -> dict:
     """The checkpoint with the BatchNorm statistics of its raw and EMA weights recomputed over
     ``cfg.bn_recal_batches`` augmented training batches (training/bn_stats.py) and both
-    re-validated; what they scored before goes into ``bn_recal``. Weights are unchanged."""
+    re-validated in float32, as the exported graphs run (training's own figures may be bf16);
+    ``bn_recal`` records the figures with the saved statistics beside. The weights are unchanged."""
     out = dict(ckpt)
-    before = {"raw": ckpt.get("val"), "ema": ckpt.get("val_ema")}
-    images = 0
-    for weights, val_key in (("model", "val"), ("ema", "val_ema")):
+    record: dict = {"batches": cfg.bn_recal_batches}
+    for weights, val_key, name in (("model", "val", "raw"), ("ema", "val_ema", "ema")):
         if weights not in ckpt:
             continue
         model = SplitResNet(ModelConfig(**ckpt["model_config"])).to(device)
         model.load_state_dict(ckpt[weights])
+        saved = summarize(*predict(model, val_loader, amp=False))
         loader = TensorLoader(train_set, min(256, len(train_set)), device, train=True, seed=cfg.seed + 1)
-        images = recalibrate_bn(model, loader, cfg.bn_recal_batches)
+        record["images"] = recalibrate_bn(model, loader, cfg.bn_recal_batches)
         out[weights] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        out[val_key] = summarize(*predict(model, val_loader, amp))
-    out["bn_recal"] = {"batches": cfg.bn_recal_batches, "images": images, "before": before}
+        out[val_key] = summarize(*predict(model, val_loader, amp=False))
+        record[name] = {"saved": saved, "recomputed": out[val_key]}
+    out["bn_recal"] = record
     return out
 
 
@@ -364,7 +366,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
                                           metrics, ema_metrics, epoch_times))
         if done:
             if cfg.bn_recal_batches:
-                ckpt = with_recalibrated_bn(ckpt, train_set, val_loader, cfg, device, amp)
+                ckpt = with_recalibrated_bn(ckpt, train_set, val_loader, cfg, device)
                 write_status(run_dir, status_line(cfg.name, epoch + 1, cfg.epochs, "finished", ckpt["val"], ckpt.get("val_ema"), epoch_times))
             kept = slim(ckpt)
             save_atomic(kept, model_path)

@@ -32,7 +32,8 @@ def test_a_finished_run_keeps_recalibrated_statistics_and_the_figures_before(tmp
     cfg = tiny_config(tmp_path, synthetic_folder, epochs=1, ema_decay=0.9, bn_recal_batches=2)
     kept = torch.load(train(cfg), weights_only=False)
     assert kept["bn_recal"]["batches"] == 2 and kept["bn_recal"]["images"] == 2 * 160  # 160 training images, batches of 160
-    assert set(kept["bn_recal"]["before"]) == {"raw", "ema"} and kept["weights"] in ("raw", "ema")
+    record = kept["bn_recal"][kept["weights"]]
+    assert set(record) == {"saved", "recomputed"} and kept["val"] == record["recomputed"]
     resume = torch.load(cfg.run_dir() / "checkpoint.pt", weights_only=False)
     bn = next(k for k in resume["model"] if k.endswith("running_mean"))
     source = resume["ema"] if kept["weights"] == "ema" else resume["model"]
@@ -49,4 +50,4 @@ def test_the_command_recalibrates_a_resume_checkpoint(tmp_path, synthetic_folder
     recalibrate_main([str(ckpt), "--out", str(out), "--batches", "2"])
     kept = torch.load(out, weights_only=False)
     assert "optimizer" not in kept and "ema" not in kept and kept["bn_recal"]["batches"] == 2
-    assert "raw: final" in capsys.readouterr().err
+    assert "raw (float32): final" in capsys.readouterr().err
