@@ -17,12 +17,15 @@ from .checkpoint import save_atomic, slim
 
 
 def keep(run_dir: Path, to: Path) -> Path:
-    src = run_dir / "checkpoint.pt"
+    """A finished run's own slim model.pt (its BatchNorm statistics recomputed at the end) where it
+    has one; else its resume checkpoint, slimmed (a run stopped early, or from before model.pt)."""
+    finished = run_dir / "model.pt"
+    src = finished if finished.exists() else run_dir / "checkpoint.pt"
     ckpt = torch.load(src, map_location="cpu", weights_only=False)
     name = ckpt["config"]["name"]
     to.mkdir(parents=True, exist_ok=True)
     out = to / f"{name}.pt"
-    save_atomic(slim(ckpt), out)
+    save_atomic(ckpt if src == finished else slim(ckpt), out)
     if (run_dir / "log.jsonl").exists():
         shutil.copyfile(run_dir / "log.jsonl", to / f"{name}.log.jsonl")
     return out
@@ -30,7 +33,7 @@ def keep(run_dir: Path, to: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, help="a run folder holding checkpoint.pt (runs/<name>)")
+    ap.add_argument("run", type=Path, help="a run folder holding model.pt or checkpoint.pt (runs/<name>)")
     ap.add_argument("--to", type=Path, default=Path("checkpoints"))
     args = ap.parse_args(argv)
     out = keep(args.run, args.to)

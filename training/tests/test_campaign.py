@@ -17,7 +17,8 @@ from training.train import train
 
 def test_a_finished_run_leaves_a_slim_model_with_the_better_weights_and_is_not_trained_again(tmp_path, synthetic_folder, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = tiny_config(tmp_path, synthetic_folder, ema_decay=0.9, schedule="cosine")
+    # without the end-of-run BatchNorm pass, so the choice is made on the figures the resume file holds
+    cfg = tiny_config(tmp_path, synthetic_folder, ema_decay=0.9, schedule="cosine", bn_recal_batches=0)
     path = train(cfg)
     assert path == cfg.run_dir() / "model.pt"
     kept = torch.load(path, map_location="cpu", weights_only=False)
@@ -65,7 +66,7 @@ def test_supervisor_trains_the_teacher_then_the_hybrid_from_it(tmp_path, synthet
     monkeypatch.chdir(tmp_path)
     (tmp_path / "presets").mkdir()
     common = dict(dataset="synthetic", data=str(synthetic_folder), epochs=1, batch_size=16, lr=0.02, val_size=32,
-                  schedule="cosine", out_dir="campaign")
+                  schedule="cosine", out_dir="campaign", bn_recal_batches=2)
     teacher = {**common, "name": "teacher", "weight_bits": 32, "act_bits": 32, "exit_weight": 0.0}
     hybrid = {**common, "name": "hybrid", "init_from": "campaign/teacher/model.pt",
               "teacher": "campaign/teacher/model.pt", "kd_weight": 0.5}

@@ -37,7 +37,7 @@ def fp_checkpoint(workdir, synthetic_folder) -> str:
     """A 'trained' full-precision model at cut 16, as runs/cifar10-fp32 would be."""
     cfg = TrainConfig(name="fp", dataset="synthetic", data=str(synthetic_folder), cut=16, weight_bits=32, act_bits=32,
                       epochs=1, batch_size=16, lr=0.02, schedule="onecycle", exit_weight=0.0, val_size=32, train_fraction=0.5,
-                      out_dir=str(workdir / "runs"), threads=1, device="cpu")
+                      out_dir=str(workdir / "runs"), threads=1, device="cpu", bn_recal_batches=2)
     return str(train(cfg))
 
 
@@ -45,7 +45,7 @@ def fp_checkpoint(workdir, synthetic_folder) -> str:
 def spec(workdir, synthetic_folder, fp_checkpoint) -> SweepSpec:
     return SweepSpec(dataset="synthetic", data=str(synthetic_folder), out=workdir / "sweep", mode="budget",
                      cuts=[16, 24], bits=[1, 32], epochs=1, subset=0.5, init=fp_checkpoint, val_size=32,
-                     overrides=["batch_size=16"], threads=1, device="cpu")
+                     overrides=["batch_size=16", "bn_recal_batches=2"], threads=1, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_command_line_maps_to_the_same_sweep_and_writes_the_report(rows, spec, w
     monkeypatch.setattr(runner, "train", lambda cfg: (_ for _ in ()).throw(AssertionError(f"retrained {cfg.name}")))
     sw.main(["run", "--dataset", "synthetic", "--data", spec.data, "--out", str(spec.out), "--mode", "budget",
              "--init", fp_checkpoint, "--epochs", "1", "--subset", "0.5", "--cuts", "16,24", "--bits", "1,32",
-             "--val-size", "32", "--set", "batch_size=16", "--threads", "1", "--device", "cpu"])
+             "--val-size", "32", "--set", "batch_size=16", "--set", "bn_recal_batches=2", "--threads", "1", "--device", "cpu"])
     doc = workdir / "cli-docs" / "design-space.md"
     sw.main(["report", str(spec.out), "--doc", str(doc), "--tolerance", "0.5"])
     text = doc.read_text()

@@ -11,7 +11,8 @@ from training.train import initial_weights, train
 
 def tiny_config(tmp_path, folder, **kw) -> TrainConfig:
     base = dict(name="tiny", dataset="synthetic", data=str(folder), epochs=2, batch_size=16, lr=0.02,
-                schedule="onecycle", warmup_epochs=0.5, val_size=32, out_dir=str(tmp_path / "runs"), threads=2)
+                schedule="onecycle", warmup_epochs=0.5, val_size=32, out_dir=str(tmp_path / "runs"), threads=2,
+                bn_recal_batches=2)  # the end-of-run BatchNorm pass (test_bn_stats.py), kept short
     base.update(kw)
     return TrainConfig(**base)
 
