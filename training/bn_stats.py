@@ -4,8 +4,8 @@ Why: the running statistics a run ends with are an exponential average (momentum
 last ~10 batches, taken while the weights still moved, and the EMA copy averages statistics of
 weights that no longer exist. A binarized edge turns every statistic into a sign threshold, so a
 small error flips activations (measured figures: training/README.md, "BatchNorm statistics").
-The fix is the standard one (SWA's ``update_bn``): a cumulative average over augmented training batches, the
-distribution the network was trained on, in train mode with no gradient.
+The fix is the standard one (SWA's ``update_bn``): a cumulative average over augmented training
+batches, the distribution the network was trained on, in train mode with no gradient.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 (training/bn_stats.py), for a run that finished before training did this itself, and write it
 slim: the better of the two on validation (float32), as export reads it.
 
-    python -m training recalibrate-bn runs/keep/cifar10-w1a1-cut16-last.pt --out runs/cifar10-w1a1-cut16-bn.pt
+    python -m training recalibrate-bn campaign/cifar10-w1a1-cut16/checkpoint.pt --out runs/cifar10-w1a1-cut16-bn.pt
 """
 from __future__ import annotations
 
