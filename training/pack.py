@@ -37,7 +37,7 @@ import numpy as np
 import onnx
 
 from .contracts import PACKED, PACKED_DTYPES
-from .pack_graph import Graph, NotPackable, attrs, channel_vector, conv_geometry, parse_exit, parse_shortcut, parse_stem
+from .pack_graph import Graph, NotPackable, channel_vector, conv_geometry, dequantize, parse_exit, parse_shortcut, parse_stem
 from .pack_kbit import onnx_raw_initializers, parse_kbit_edge
 
 # the file's constants: shared/contracts.json ("packed"), which workers/src/engine/format/binary.ts reads too
@@ -113,10 +113,7 @@ def parse_edge(model: onnx.ModelProto) -> dict:
         conv2, w2, stride2 = _binary_conv(g, q2)
         if stride2 != 1 or len(w2) != cout or g.init(conv2.input[1]).shape[1] != cout:
             raise NotPackable(f"{conv2.name}: expected a stride-1 {cout} -> {cout} conv")
-        dq = g.take("DequantizeLinear", conv2.output[0])
-        if len(dq.input) > 2 or attrs(dq).get("axis", 1) != 1:
-            raise NotPackable(f"{dq.name}: expected a per-channel scale on axis 1 and no zero point")
-        scale2 = channel_vector(g, dq.input[1], cout, np.float32)
+        dq, scale2 = dequantize(g, conv2.output[0], cout)
         block = {"cin": c, "cout": cout, "stride": stride, "h": h, "w": w, "bnScale": scale, "bnNegShift": neg_shift,
                  "conv1": w1, "threshold": thr, "conv2": w2, "scale": scale2}
         add = parse_shortcut(g, block, x, dq.output[0])

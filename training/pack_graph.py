@@ -75,6 +75,15 @@ def channel_vector(g: Graph, name: str, c: int, dtype: type) -> np.ndarray:
     return a.reshape(c)
 
 
+def dequantize(g: Graph, acc: str, cout: int) -> tuple[onnx.NodeProto, np.ndarray]:
+    """A conv's DequantizeLinear of its int32 sums (both formats): one float32 scale per output
+    channel on axis 1, no zero point. Returns the node and the scales."""
+    dq = g.take("DequantizeLinear", acc)
+    if len(dq.input) > 2 or attrs(dq).get("axis", 1) != 1:
+        raise NotPackable(f"{dq.name}: expected a per-channel scale on axis 1 and no zero point")
+    return dq, channel_vector(g, dq.input[1], cout, np.float32)
+
+
 def parse_stem(g: Graph, model: onnx.ModelProto) -> tuple[list[int], np.ndarray, np.ndarray, str]:
     """The input [3, H, W] and the stem (3x3 Conv with bias, Relu): (dims, weight, bias, output name)."""
     inp = model.graph.input[0]

@@ -37,7 +37,7 @@ import onnx
 from onnx import numpy_helper
 
 from .contracts import PACKED, PACKED_DTYPES
-from .pack_graph import Graph, NotPackable, attrs, channel_vector, conv_geometry, parse_exit, parse_shortcut, parse_stem
+from .pack_graph import Graph, NotPackable, attrs, channel_vector, conv_geometry, dequantize, parse_exit, parse_shortcut, parse_stem
 
 KBIT_FORMAT: str = PACKED["kbitFormat"]
 # 2..4-bit activations: a level L <= 15 is a valid operand of the engine's i8 x i7 dot product,
@@ -170,13 +170,6 @@ def onnx_raw_initializers(model: onnx.ModelProto) -> dict[tuple[str, bytes], str
     return out
 
 
-def _dequantize(g: Graph, acc: str, cout: int) -> tuple[onnx.NodeProto, np.ndarray]:
-    dq = g.take("DequantizeLinear", acc)
-    if len(dq.input) > 2 or attrs(dq).get("axis", 1) != 1:
-        raise NotPackable(f"{dq.name}: expected a per-channel scale on axis 1 and no zero point")
-    return dq, channel_vector(g, dq.input[1], cout, np.float32)
-
-
 def parse_kbit_edge(model: onnx.ModelProto) -> dict:
     """The k-bit edge graph as the engine's structure (numpy arrays, exact copies of the initializers)."""
     g = Graph(model)
@@ -194,7 +187,7 @@ def parse_kbit_edge(model: onnx.ModelProto) -> dict:
         cout = w1.shape[0]
         if w1.shape[1] != c:
             raise NotPackable(f"{conv1.name}: reads {w1.shape[1]} channels, the block input has {c}")
-        dq1, scale1 = _dequantize(g, conv1.output[0], cout)
+        dq1, scale1 = dequantize(g, conv1.output[0], cout)
         relu = g.take("Relu", dq1.output[0])
         mid_scale, mid_shift, n2, q2 = _quantizer(g, relu.output[0], cout)
         if n2 != n:
@@ -202,7 +195,7 @@ def parse_kbit_edge(model: onnx.ModelProto) -> dict:
         conv2, w2, z2, stride2 = _kbit_conv(g, q2, n)
         if stride2 != 1 or w2.shape[:2] != (cout, cout):
             raise NotPackable(f"{conv2.name}: expected a stride-1 {cout} -> {cout} conv")
-        dq2, scale2 = _dequantize(g, conv2.output[0], cout)
+        dq2, scale2 = dequantize(g, conv2.output[0], cout)
         block = {"cin": c, "cout": cout, "stride": stride, "h": h, "w": w, "bnScale": scale_in, "bnShift": shift_in,
                  "conv1": pack_nibbles(w1), "conv1Zero": z1, "conv1Scale": scale1, "midScale": mid_scale, "midShift": mid_shift,
                  "conv2": pack_nibbles(w2), "conv2Zero": z2, "scale": scale2}
