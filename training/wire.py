@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 
-from .contracts import WIRE, WIRE_INT8, wire_header_bytes
+from .contracts import WIRE, WIRE_FIXED_HEADER_BYTES, WIRE_INT8, wire_header_bytes
 
 _BY_PRECISION = {d["precision"]: d for d in WIRE["dtypes"].values()}
 _BY_CODE = {d["code"]: (name, d) for name, d in WIRE["dtypes"].items()}
@@ -62,7 +62,7 @@ def encode_activation(data: np.ndarray, shape: list[int], fingerprint: str, prec
     head[_AT["fingerprint"]:_AT["fingerprint"] + _FINGERPRINT] = fp
     struct.pack_into("<f", head, _AT["scale"], scale)
     struct.pack_into("<i", head, _AT["zeroPoint"], zero)
-    struct.pack_into(f"<{len(shape)}I", head, _AT["shape"], *shape)
+    struct.pack_into(f"<{len(shape)}I", head, WIRE_FIXED_HEADER_BYTES, *shape)
     return bytes(head) + payload
 
 
@@ -77,7 +77,7 @@ def decode_activation(frame: bytes) -> tuple[dict, np.ndarray]:
     fp = frame[_AT["fingerprint"]:_AT["fingerprint"] + _FINGERPRINT].hex()
     (scale,) = struct.unpack_from("<f", frame, _AT["scale"])
     (zero,) = struct.unpack_from("<i", frame, _AT["zeroPoint"])
-    shape = list(struct.unpack_from(f"<{rank}I", frame, _AT["shape"]))
+    shape = list(struct.unpack_from(f"<{rank}I", frame, WIRE_FIXED_HEADER_BYTES))
     body = frame[wire_header_bytes(rank):]
     if len(body) != int(np.prod(shape)) * d["bytes"]:
         raise ValueError("payload length does not match the header")

@@ -101,7 +101,7 @@ export function encodeActivation(
   view.setUint8(AT.dtype, dtype);
   view.setUint8(AT.rank, shape.length);
   out.set(fp, AT.fingerprint);
-  shape.forEach((d, i) => view.setUint32(AT.shape + 4 * i, d, true));
+  shape.forEach((d, i) => view.setUint32(FIXED_HEADER + 4 * i, d, true));
 
   let scale = 1;
   let zeroPoint = 0;
@@ -161,7 +161,7 @@ export function decodeHeader(bytes: Uint8Array): WireHeader {
   const shape: number[] = [];
   let n = 1;
   for (let i = 0; i < rank; i++) {
-    const d = view.getUint32(AT.shape + 4 * i, true);
+    const d = view.getUint32(FIXED_HEADER + 4 * i, true);
     if (d === 0) throw new WireFormatError("zero-sized dimension");
     shape.push(d);
     n *= d; // exact: the product is compared with the byte count before it could matter
