@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    known = TrainConfig().to_dict()
-    cfg = TrainConfig(**{k: v for k, v in ckpt["config"].items() if k in known})
+    cfg = TrainConfig.from_dict(ckpt["config"])
     cfg.bn_recal_batches = args.batches
     if args.data:
         cfg.data = args.data
